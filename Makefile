@@ -1,0 +1,58 @@
+# The DGDM book. `make book` and `make test` set up .venv first when needed.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.dgdm-installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+export MPLBACKEND := Agg
+
+.PHONY: help setup book test test-unit test-notebooks test-browser lab sync bench clean
+
+help:
+	@echo "make book          set up if needed, execute every notebook, write build/notebooks and build/html"
+	@echo "make test          set up if needed, unit tests + nbval over every notebook (quick mode)"
+	@echo "make test-browser  drive JupyterLab in Chromium and move every slider"
+	@echo "make lab           open the book in JupyterLab"
+	@echo "make bench         re-run the benchmarks, write docs/results.md and docs/results.json"
+	@echo "make sync          re-pair notebooks/*.py and notebooks/*.ipynb after an edit"
+
+setup: $(STAMP)
+
+# Re-installs only when pyproject.toml changes. torch/torchvision are pinned so that pip takes the
+# local wheels; an unpinned torch would pull ~2.6 GB from the network.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=23" 2>&1 | grep -v "is ignored" || true
+	set -o pipefail; $(PY) -m pip install --quiet -e ".[book,test,browser]" 2>&1 | grep -v "is ignored"
+	$(PY) -c "import torch, torchvision, dgdm_lib; print('installed:', dgdm_lib.env_report())"
+	@touch $(STAMP)
+
+book: $(STAMP)
+	$(PY) -m dgdm_lib.book --out build
+
+test: $(STAMP)
+	$(MAKE) --no-print-directory test-unit test-notebooks
+
+test-unit: $(STAMP)
+	$(PY) -m pytest tests -q
+
+test-notebooks: $(STAMP)
+	DGDM_QUICK=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider -q $(NOTEBOOKS)
+
+test-browser: $(STAMP)
+	bash tools/browser/run.sh
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir=. notebooks/00_start_here.ipynb
+
+sync: $(STAMP)
+	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf build .pytest_cache
