@@ -25,8 +25,7 @@ setup: $(STAMP)
 # local wheels; an unpinned torch would pull ~2.6 GB from the network.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=23" 2>&1 | grep -v "is ignored" || true
-	set -o pipefail; $(PY) -m pip install --quiet -e ".[book,test,browser]" 2>&1 | grep -v "is ignored"
+	set -o pipefail; $(PY) -m pip install --quiet -e ".[book,test,browser]" 2>&1 | { grep -v "is ignored" || true; }
 	$(PY) -c "import torch, torchvision, dgdm_lib; print('installed:', dgdm_lib.env_report())"
 	@touch $(STAMP)
 
