@@ -1,0 +1,618 @@
+"""The attention modules: ADL (baseline), CAGD (paper 3.2), SAGD (paper 3.1, 3.3) and DGDM.
+
+Every module takes a feature map ``F`` of shape (B, C, H, W) and returns a map of the same shape.
+None of them has parameters, and in ``eval()`` mode each one returns ``F`` unchanged. In training
+mode each module draws its randomness from ``generator`` (a ``torch.Generator``) when one is given,
+so the same seed gives the same masks in teaching figures.
+
+The maths lives in functions (``adl_masks``, ``cagd_channel_mask``, ``sagd_drop_region``,
+``expand_blocks``...), in the manner of ``torchvision.ops.drop_block2d``. The modules are thin:
+they check their hyperparameters, show them in ``repr``, and choose between the drop mask and the
+importance map. ``module.masks(F)`` returns the maps a module would use for ``F``, for plots.
+
+Symbols (SPEC sections 2-5):
+
+* ``A = mean_c F`` (B, 1, H, W), the self-attention map; ``I = sigmoid(A)``, the importance map.
+* ADL: ``M = 1[A < gamma * max_hw A]``.
+* CAGD: ``S = GAP(F)`` (B, C); channels with ``|S_c| >= beta * min_c |S_c|`` are kept, each other
+  channel is zeroed with probability ``alpha``: ``Mdrop1`` (B, C).
+* SAGD: ``An`` = ``A`` min-max normalised per sample; ``D = 1[An > delta_h] OR 1[An < delta_l]``;
+  ``D_block`` = ``D`` grown to ``block_size`` blocks; ``Mdrop2 = 1 - D_block``.
+* DGDM: ``F1 = F * Mdrop1``, then SAGD on ``F1``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Literal
+
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor, nn
+from torchvision.ops import drop_block2d
+
+__all__ = [
+    "ABLATION_ROWS",
+    "ADL",
+    "CAGD",
+    "DGDM",
+    "RandomDropBlock",
+    "SAGD",
+    "adaptive_block_size",
+    "adl_masks",
+    "apply_spatial_choice",
+    "cagd_channel_mask",
+    "expand_blocks",
+    "importance_map",
+    "normalize_attention",
+    "sagd_drop_region",
+    "spatial_attention",
+]
+
+BlockSize = int | Literal["adaptive"]
+
+# The rows of the paper's Table 1 (ablation on CUB, VGG16-GAP) as DGDM keyword arguments.
+ABLATION_ROWS: dict[str, dict[str, object]] = {
+    "stage1": {"use_cagd": False, "delta_l": 0.0},
+    "stage1+stage2": {"use_cagd": False},
+    "stage1+stage2+Mdrop1": {},
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Checks shared by the modules
+# --------------------------------------------------------------------------------------------
+def _check_features(features: Tensor, who: str) -> None:
+    if not isinstance(features, Tensor):
+        raise TypeError(
+            f"{who} expects a torch.Tensor feature map F of shape (B, C, H, W), got {type(features).__name__}"
+        )
+    if features.dim() != 4:
+        hint = " (add a batch dimension with F.unsqueeze(0))" if features.dim() == 3 else ""
+        raise ValueError(
+            f"{who} expects a feature map F of rank 4, (B, C, H, W); got shape {tuple(features.shape)} "
+            f"of rank {features.dim()}{hint}"
+        )
+
+
+def _check_real(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{name} must be a number, got nan")
+    return value
+
+
+def _check_probability(name: str, value: object) -> float:
+    value = _check_real(name, value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} is a probability and must lie in [0, 1], got {value}")
+    return value
+
+
+def _check_beta(beta: object) -> float:
+    beta = _check_real("beta", beta)
+    if beta < 1.0:
+        raise ValueError(
+            f"beta must be >= 1 (the threshold t = beta * min_c |S_c| must not fall below the smallest "
+            f"channel score), got {beta}; the paper tries 2, 2.5, 3 and 3.5"
+        )
+    return beta
+
+
+def _check_keep_ratio(keep_ratio: object) -> float | None:
+    if keep_ratio is None:
+        return None
+    keep_ratio = _check_real("keep_ratio", keep_ratio)
+    if not 0.0 < keep_ratio <= 1.0:
+        raise ValueError(
+            f"keep_ratio is the fraction of channels always kept and must lie in (0, 1], got {keep_ratio}; "
+            f"use keep_ratio=None for the beta threshold rule"
+        )
+    return keep_ratio
+
+
+def _check_deltas(delta_l: object, delta_h: object) -> tuple[float, float]:
+    delta_l = _check_real("delta_l", delta_l)
+    delta_h = _check_real("delta_h", delta_h)
+    if not 0.0 <= delta_l < delta_h <= 1.0:
+        raise ValueError(
+            f"SAGD needs 0 <= delta_l < delta_h <= 1 (thresholds on the normalised attention An), got "
+            f"delta_l={delta_l}, delta_h={delta_h}; use delta_l=0 to switch the background stage off"
+        )
+    return delta_l, delta_h
+
+
+def _check_block_size(block_size: object) -> BlockSize:
+    if block_size == "adaptive":
+        return "adaptive"
+    if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1:
+        raise ValueError(f"block_size must be an integer >= 1 or 'adaptive' (= ceil(H / 7)), got {block_size!r}")
+    return int(block_size)
+
+
+def _coin(probability: float, generator: torch.Generator | None) -> bool:
+    """One batch-wide draw, ``True`` with ``probability``; taken on the CPU (no GPU sync) unless
+    ``generator`` lives on another device."""
+    device = generator.device if generator is not None else torch.device("cpu")
+    return bool(torch.rand((1,), generator=generator, device=device).item() < probability)
+
+
+def _uniform(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """U[0, 1) draws of ``shape`` on ``like``'s device, taken from ``generator`` on its own device."""
+    device = generator.device if generator is not None else like.device
+    return torch.rand(shape, generator=generator, device=device).to(like.device)
+
+
+# --------------------------------------------------------------------------------------------
+# Functional forms
+# --------------------------------------------------------------------------------------------
+def spatial_attention(features: Tensor) -> Tensor:
+    """Self-attention map ``A = mean_c F`` (paper eq. 1): (B, C, H, W) -> (B, 1, H, W)."""
+    _check_features(features, "spatial_attention")
+    return features.mean(dim=1, keepdim=True)
+
+
+def importance_map(attention: Tensor) -> Tensor:
+    """Importance map ``I = sigmoid(A)`` (paper eq. 2), same shape as ``A``; keeps its gradient."""
+    return torch.sigmoid(attention)
+
+
+def normalize_attention(attention: Tensor) -> Tensor:
+    """``An``: ``A`` (B, 1, H, W) min-max normalised to [0, 1] per sample; a constant map gives zeros."""
+    flat = attention.flatten(1)
+    low = flat.min(dim=1, keepdim=True).values
+    span = flat.max(dim=1, keepdim=True).values - low
+    safe_span = torch.where(span > 0, span, torch.ones_like(span))
+    normalised = torch.where(span > 0, (flat - low) / safe_span, torch.zeros_like(flat))
+    return normalised.view_as(attention)
+
+
+def adl_masks(features: Tensor, gamma: float = 0.8) -> tuple[Tensor, Tensor]:
+    """ADL's importance map ``I = sigmoid(A)`` and drop mask ``M = 1[A < gamma * max_hw A]``.
+
+    Args:
+        features: ``F`` (B, C, H, W).
+        gamma: fraction of each sample's maximum attention above which pixels are dropped.
+
+    Returns:
+        ``(I, M)``, both (B, 1, H, W); ``M`` is 0/1 in ``F``'s dtype, without gradient.
+    """
+    attention = spatial_attention(features)
+    with torch.no_grad():
+        peak = attention.flatten(1).max(dim=1).values.view(-1, 1, 1, 1)
+        drop_mask = (attention < gamma * peak).to(features.dtype)
+    return importance_map(attention), drop_mask
+
+
+def cagd_channel_mask(
+    features: Tensor,
+    beta: float = 3.0,
+    alpha: float = 0.5,
+    keep_ratio: float | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """CAGD's channel drop mask ``Mdrop1`` (paper 3.2), in the original channel order.
+
+    Channel attention ``S = GAP(F)``. Important channels are those with ``|S_c| >= beta * min_c |S_c|``
+    (or, with ``keep_ratio``, the top ``ceil(keep_ratio * C)`` channels by ``|S_c|``): they are always
+    kept. Every other channel is zeroed with probability ``alpha``, independently per sample.
+
+    Args:
+        features: ``F`` (B, C, H, W).
+        beta: threshold factor (>= 1); ignored when ``keep_ratio`` is given.
+        alpha: drop probability of an unimportant channel.
+        keep_ratio: fraction of channels kept by rank, in (0, 1], or None for the ``beta`` rule.
+        generator: source of the (B, C) uniform draws.
+
+    Returns:
+        ``(Mdrop1, S, important)``: 0/1 mask (B, C) in ``F``'s dtype, channel scores ``S`` (B, C),
+        and the bool (B, C) map of important channels. None of them carries a gradient.
+    """
+    _check_features(features, "cagd_channel_mask")
+    with torch.no_grad():
+        scores = features.mean(dim=(2, 3))
+        magnitude = scores.abs()
+        if keep_ratio is None:
+            threshold = beta * magnitude.min(dim=1, keepdim=True).values
+            important = magnitude >= threshold
+        else:
+            k = max(1, math.ceil(keep_ratio * magnitude.shape[1]))
+            top = magnitude.topk(k, dim=1).indices
+            important = torch.zeros_like(magnitude, dtype=torch.bool).scatter_(1, top, True)
+        dropped = ~important & (_uniform(tuple(scores.shape), features, generator) < alpha)
+        return (~dropped).to(features.dtype), scores, important
+
+
+def adaptive_block_size(height: int) -> int:
+    """The "adaptive" ``block_size = ceil(H / 7)``: 2 on 14x14 maps, 3 on 16x16, 4 on 28x28."""
+    return max(1, math.ceil(height / 7))
+
+
+def expand_blocks(region: Tensor, block_size: int) -> Tensor:
+    """Grow every marked pixel of ``region`` (B, 1, H, W) into a ``block_size`` square: ``D_block``.
+
+    A max-pool with stride 1 whose output keeps H x W. Odd sizes are centred on the pixel; for even
+    sizes the extra row and column go up and to the left (padding ``(k-1)//2`` before, ``k//2`` after).
+    ``block_size = 1`` returns ``region`` unchanged.
+    """
+    if block_size == 1:
+        return region
+    before, after = (block_size - 1) // 2, block_size // 2
+    padded = nnf.pad(region, (before, after, before, after), value=0.0)
+    return nnf.max_pool2d(padded, kernel_size=block_size, stride=1)
+
+
+def sagd_drop_region(
+    features: Tensor,
+    delta_l: float = 0.1,
+    delta_h: float = 0.8,
+    block_size: BlockSize = 3,
+) -> dict[str, Tensor]:
+    """SAGD's drop region and drop mask ``Mdrop2`` (paper 3.1, 3.3) for a feature map ``F``.
+
+    ``D = 1[An > delta_h]`` (stage 1, most discriminative) ``OR 1[An < delta_l]`` (stage 2,
+    background; off when ``delta_l = 0``), grown to blocks, ``Mdrop2 = 1 - D_block``. A constant
+    attention map normalises to zeros, so with ``delta_l > 0`` stage 2 marks all of it.
+
+    Args:
+        features: ``F`` (B, C, H, W).
+        delta_l, delta_h: thresholds on ``An``, ``0 <= delta_l < delta_h <= 1``.
+        block_size: side of the dropped blocks, or ``"adaptive"`` (``ceil(H / 7)``).
+
+    Returns:
+        A dict of (B, 1, H, W) maps: ``attention`` (A), ``normalized_attention`` (An), ``importance``
+        (I, with gradient), ``stage1``, ``stage2``, ``region`` (D_block) and ``drop_mask`` (Mdrop2);
+        the last four are 0/1 in ``F``'s dtype, without gradient.
+    """
+    attention = spatial_attention(features)
+    size = adaptive_block_size(features.shape[-2]) if block_size == "adaptive" else int(block_size)
+    with torch.no_grad():
+        normalised = normalize_attention(attention.detach())
+        stage1 = (normalised > delta_h).to(features.dtype)
+        stage2 = (normalised < delta_l).to(features.dtype)
+        region = expand_blocks(torch.maximum(stage1, stage2), size)
+        drop_mask = 1.0 - region
+    return {
+        "attention": attention,
+        "normalized_attention": normalised,
+        "importance": importance_map(attention),
+        "stage1": stage1,
+        "stage2": stage2,
+        "region": region,
+        "drop_mask": drop_mask,
+    }
+
+
+def apply_spatial_choice(
+    features: Tensor,
+    drop_mask: Tensor,
+    importance: Tensor,
+    drop_rate: float,
+    per_sample: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``F * chosen``: ``chosen`` is the drop mask with probability ``drop_rate``, else the importance map.
+
+    One draw per call, shared by the batch, or one per sample when ``per_sample`` (ADL's and SAGD's
+    random selection). ``drop_mask`` and ``importance`` are (B, 1, H, W); no rescaling.
+    """
+    if per_sample:
+        use_drop = _uniform((features.shape[0], 1, 1, 1), features, generator) < drop_rate
+        return features * torch.where(use_drop, drop_mask, importance)
+    return features * (drop_mask if _coin(drop_rate, generator) else importance)
+
+
+# --------------------------------------------------------------------------------------------
+# Modules
+# --------------------------------------------------------------------------------------------
+class _AttentionModule(nn.Module):
+    """Shared behaviour: rank-4 check, identity in eval mode, a ``generator`` attribute."""
+
+    def __init__(self, generator: torch.Generator | None) -> None:
+        super().__init__()
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        self.generator = generator
+
+    def forward(self, features: Tensor) -> Tensor:
+        """``F`` (B, C, H, W) -> same shape: the erased map in training, ``F`` itself in eval mode."""
+        _check_features(features, type(self).__name__)
+        if not self.training:
+            return features
+        return self._train_forward(features)
+
+    def _train_forward(self, features: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def masks(self, features: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+
+class ADL(_AttentionModule):
+    """Attention-based Dropout Layer (Choe & Shim, CVPR 2019), the paper's baseline.
+
+    Training: ``F * M`` with probability ``drop_rate``, else ``F * I``, where ``A = mean_c F``,
+    ``I = sigmoid(A)`` and ``M = 1[A < gamma * max_hw A]``. Identity in eval mode; no parameters.
+
+    Args:
+        gamma: drop threshold as a fraction of the per-sample maximum of ``A`` (0.8 VGG, 0.9 ResNet).
+        drop_rate: probability of using ``M`` rather than ``I``.
+        per_sample: one draw per sample instead of one per forward call.
+        generator: source of the random choice.
+    """
+
+    def __init__(
+        self,
+        gamma: float = 0.8,
+        drop_rate: float = 0.75,
+        per_sample: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(generator)
+        self.gamma = _check_probability("gamma", gamma)
+        self.drop_rate = _check_probability("drop_rate", drop_rate)
+        self.per_sample = bool(per_sample)
+
+    def _train_forward(self, features: Tensor) -> Tensor:
+        importance, drop_mask = adl_masks(features, self.gamma)
+        return apply_spatial_choice(features, drop_mask, importance, self.drop_rate, self.per_sample, self.generator)
+
+    def masks(self, features: Tensor) -> dict[str, Tensor]:
+        """Maps for ``F`` (B, C, H, W): ``attention`` (A), ``importance`` (I), ``drop_mask`` (M), all (B, 1, H, W)."""
+        _check_features(features, "ADL.masks")
+        importance, drop_mask = adl_masks(features, self.gamma)
+        return {"attention": spatial_attention(features), "importance": importance, "drop_mask": drop_mask}
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}, drop_rate={self.drop_rate}, per_sample={self.per_sample}"
+
+
+class CAGD(_AttentionModule):
+    """Channel Attention Guided Dropout (paper 3.2): ``F * Mdrop1[:, :, None, None]`` in training.
+
+    ``S = GAP(F)``; channels with ``|S_c| >= beta * min_c |S_c|`` (or the top ``keep_ratio`` share)
+    are kept, each of the others is zeroed with probability ``alpha``, per sample. If ``min |S|`` is
+    0 (a dead channel after ReLU), the ``beta`` rule keeps everything: ``keep_ratio`` avoids that.
+
+    Args:
+        beta: threshold factor, >= 1 (paper: 2, 2.5, 3, 3.5).
+        alpha: drop probability of each unimportant channel.
+        keep_ratio: None for the ``beta`` rule, or the fraction of channels kept by rank, in (0, 1].
+        generator: source of the channel draws.
+    """
+
+    def __init__(
+        self,
+        beta: float = 3.0,
+        alpha: float = 0.5,
+        keep_ratio: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(generator)
+        self.beta = _check_beta(beta)
+        self.alpha = _check_probability("alpha", alpha)
+        self.keep_ratio = _check_keep_ratio(keep_ratio)
+
+    def _train_forward(self, features: Tensor) -> Tensor:
+        channel_mask, _, _ = cagd_channel_mask(features, self.beta, self.alpha, self.keep_ratio, self.generator)
+        return features * channel_mask[:, :, None, None]
+
+    def masks(self, features: Tensor) -> dict[str, Tensor]:
+        """For ``F`` (B, C, H, W), one draw of: ``channel_mask`` (Mdrop1), ``channel_score`` (S) and
+        ``important_channels`` (bool), all (B, C)."""
+        _check_features(features, "CAGD.masks")
+        channel_mask, scores, important = cagd_channel_mask(
+            features, self.beta, self.alpha, self.keep_ratio, self.generator
+        )
+        return {"channel_mask": channel_mask, "channel_score": scores, "important_channels": important}
+
+    def extra_repr(self) -> str:
+        rule = f"keep_ratio={self.keep_ratio}" if self.keep_ratio is not None else f"beta={self.beta}"
+        return f"{rule}, alpha={self.alpha}"
+
+
+class SAGD(_AttentionModule):
+    """Spatial Attention Guided Dropblock (paper 3.1, 3.3).
+
+    Training: ``F * Mdrop2`` with probability ``drop_rate``, else ``F * I``. ``Mdrop2 = 1 - D_block``
+    where ``D = 1[An > delta_h] OR 1[An < delta_l]`` is grown into ``block_size`` blocks.
+    ``delta_l = 0`` gives stage 1 only; ``block_size = 1`` drops single pixels as ADL does.
+
+    Args:
+        delta_l: background threshold on ``An`` (stage 2); 0 switches stage 2 off.
+        delta_h: discriminative-region threshold on ``An`` (stage 1).
+        block_size: int >= 1, or ``"adaptive"`` = ``ceil(H / 7)``.
+        drop_rate: probability of using ``Mdrop2`` rather than ``I``.
+        per_sample: one draw per sample instead of one per forward call.
+        generator: source of the random choice.
+    """
+
+    def __init__(
+        self,
+        delta_l: float = 0.1,
+        delta_h: float = 0.8,
+        block_size: BlockSize = 3,
+        drop_rate: float = 0.75,
+        per_sample: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(generator)
+        self.delta_l, self.delta_h = _check_deltas(delta_l, delta_h)
+        self.block_size = _check_block_size(block_size)
+        self.drop_rate = _check_probability("drop_rate", drop_rate)
+        self.per_sample = bool(per_sample)
+
+    def _train_forward(self, features: Tensor) -> Tensor:
+        maps = sagd_drop_region(features, self.delta_l, self.delta_h, self.block_size)
+        return apply_spatial_choice(
+            features, maps["drop_mask"], maps["importance"], self.drop_rate, self.per_sample, self.generator
+        )
+
+    def masks(self, features: Tensor) -> dict[str, Tensor]:
+        """Maps for ``F`` (B, C, H, W), all (B, 1, H, W): ``attention`` (A), ``normalized_attention``
+        (An), ``importance`` (I), ``stage1`` (An > delta_h), ``stage2`` (An < delta_l), ``region``
+        (D_block) and ``drop_mask`` (Mdrop2)."""
+        _check_features(features, "SAGD.masks")
+        return sagd_drop_region(features, self.delta_l, self.delta_h, self.block_size)
+
+    def extra_repr(self) -> str:
+        return (
+            f"delta_l={self.delta_l}, delta_h={self.delta_h}, block_size={self.block_size!r}, "
+            f"drop_rate={self.drop_rate}, per_sample={self.per_sample}"
+        )
+
+
+class DGDM(_AttentionModule):
+    """Dual-attention Guided Dropblock Module (paper 3.3): CAGD, then SAGD on the result.
+
+    Training: ``F1 = F * Mdrop1[:, :, None, None]``; ``A`` and the SAGD maps come from ``F1``;
+    output ``F1 * Mdrop2`` with probability ``drop_rate``, else ``F1 * I``. ``use_cagd`` and
+    ``use_sagd`` switch the two parts off for the paper's ablation rows (see ``ABLATION_ROWS``).
+
+    Args:
+        beta, alpha, keep_ratio: CAGD's, see ``CAGD``.
+        delta_l, delta_h, block_size, drop_rate, per_sample: SAGD's, see ``SAGD``.
+        use_cagd, use_sagd: whether each part runs.
+        generator: source of all draws (channel draws first, then the spatial choice).
+    """
+
+    def __init__(
+        self,
+        beta: float = 3.0,
+        alpha: float = 0.5,
+        keep_ratio: float | None = None,
+        delta_l: float = 0.1,
+        delta_h: float = 0.8,
+        block_size: BlockSize = 3,
+        drop_rate: float = 0.75,
+        per_sample: bool = False,
+        use_cagd: bool = True,
+        use_sagd: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(generator)
+        self.beta = _check_beta(beta)
+        self.alpha = _check_probability("alpha", alpha)
+        self.keep_ratio = _check_keep_ratio(keep_ratio)
+        self.delta_l, self.delta_h = _check_deltas(delta_l, delta_h)
+        self.block_size = _check_block_size(block_size)
+        self.drop_rate = _check_probability("drop_rate", drop_rate)
+        self.per_sample = bool(per_sample)
+        self.use_cagd = bool(use_cagd)
+        self.use_sagd = bool(use_sagd)
+
+    @classmethod
+    def ablation(cls, row: str, **kwargs: object) -> "DGDM":
+        """The DGDM of one row of the paper's Table 1: ``"stage1"``, ``"stage1+stage2"`` or
+        ``"stage1+stage2+Mdrop1"``; ``kwargs`` override the other hyperparameters."""
+        if row not in ABLATION_ROWS:
+            raise ValueError(f"unknown ablation row {row!r}: choose one of {', '.join(ABLATION_ROWS)}")
+        return cls(**{**ABLATION_ROWS[row], **kwargs})  # type: ignore[arg-type]
+
+    def _channel_dropped(self, features: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        if not self.use_cagd:
+            return features, {}
+        channel_mask, scores, important = cagd_channel_mask(
+            features, self.beta, self.alpha, self.keep_ratio, self.generator
+        )
+        maps = {"channel_mask": channel_mask, "channel_score": scores, "important_channels": important}
+        return features * channel_mask[:, :, None, None], maps
+
+    def _train_forward(self, features: Tensor) -> Tensor:
+        dropped, _ = self._channel_dropped(features)
+        if not self.use_sagd:
+            return dropped
+        maps = sagd_drop_region(dropped, self.delta_l, self.delta_h, self.block_size)
+        return apply_spatial_choice(
+            dropped, maps["drop_mask"], maps["importance"], self.drop_rate, self.per_sample, self.generator
+        )
+
+    def masks(self, features: Tensor) -> dict[str, Tensor]:
+        """Maps for ``F`` (B, C, H, W), only for the parts switched on. CAGD (one draw):
+        ``channel_mask`` (Mdrop1), ``channel_score`` (S), ``important_channels``, all (B, C). SAGD, on
+        ``F1 = F * Mdrop1``, all (B, 1, H, W): ``attention`` (A), ``normalized_attention`` (An),
+        ``importance`` (I), ``stage1``, ``stage2``, ``region`` (D_block), ``drop_mask`` (Mdrop2)."""
+        _check_features(features, "DGDM.masks")
+        dropped, maps = self._channel_dropped(features)
+        if self.use_sagd:
+            maps.update(sagd_drop_region(dropped, self.delta_l, self.delta_h, self.block_size))
+        return maps
+
+    def extra_repr(self) -> str:
+        rule = f"keep_ratio={self.keep_ratio}" if self.keep_ratio is not None else f"beta={self.beta}"
+        return (
+            f"{rule}, alpha={self.alpha}, delta_l={self.delta_l}, delta_h={self.delta_h}, "
+            f"block_size={self.block_size!r}, drop_rate={self.drop_rate}, per_sample={self.per_sample}, "
+            f"use_cagd={self.use_cagd}, use_sagd={self.use_sagd}"
+        )
+
+
+class RandomDropBlock(_AttentionModule):
+    """Control: DropBlock at random places (``torchvision.ops.drop_block2d``), no attention.
+
+    With probability ``drop_rate`` (one draw per forward) the output is ``F * Mrand``, where
+    ``Mrand`` (B, 1, H, W) zeroes random ``block_size`` blocks covering about a fraction ``p`` of
+    each map, shared by the channels as SAGD's ``Mdrop2`` is; otherwise ``F`` passes unchanged.
+    Unlike torchvision's ``DropBlock2d`` the kept values are not rescaled, as in ADL and SAGD.
+
+    Args:
+        block_size: side of the blocks, an odd integer (torchvision's requirement).
+        p: expected share of dropped positions (torchvision's ``p``); match it to SAGD's drop area.
+        drop_rate: probability of applying the random mask at all.
+        generator: source of the draws (the block positions too).
+    """
+
+    def __init__(
+        self,
+        block_size: int = 3,
+        p: float = 0.1,
+        drop_rate: float = 0.75,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(generator)
+        size = _check_block_size(block_size)
+        if size == "adaptive" or size % 2 == 0:
+            raise ValueError(
+                f"RandomDropBlock needs an odd integer block_size (torchvision's drop_block2d centres its "
+                f"blocks), got {block_size!r}; use 1, 3, 5..."
+            )
+        self.block_size = size
+        self.p = _check_probability("p", p)
+        self.drop_rate = _check_probability("drop_rate", drop_rate)
+
+    def random_mask(self, features: Tensor) -> Tensor:
+        """A 0/1 keep mask ``Mrand`` (B, 1, H, W) for ``F``; blocks are drawn with torchvision."""
+        _check_features(features, "RandomDropBlock.random_mask")
+        batch, _, height, width = features.shape
+        size = self.block_size
+        if size > min(height, width):
+            raise ValueError(
+                f"block_size {size} is larger than the {height}x{width} feature map: use a smaller block_size"
+            )
+        ones = torch.ones(batch, 1, height, width, device=features.device, dtype=features.dtype)
+        if self.generator is None:
+            return (drop_block2d(ones, self.p, size) > 0).to(features.dtype)
+        # drop_block2d takes no generator: seed the device's default one from ours, then restore it
+        seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.generator.device).item())
+        on_cuda = features.device.type == "cuda"
+        with torch.random.fork_rng(devices=[features.device] if on_cuda else []):
+            if on_cuda:
+                torch.cuda.default_generators[features.device.index or 0].manual_seed(seed)
+            else:
+                torch.default_generator.manual_seed(seed)
+            return (drop_block2d(ones, self.p, size) > 0).to(features.dtype)
+
+    def _train_forward(self, features: Tensor) -> Tensor:
+        if _coin(self.drop_rate, self.generator):
+            return features * self.random_mask(features)
+        return features
+
+    def masks(self, features: Tensor) -> dict[str, Tensor]:
+        """For ``F`` (B, C, H, W), one draw of ``drop_mask`` (Mrand, (B, 1, H, W))."""
+        return {"drop_mask": self.random_mask(features)}
+
+    def extra_repr(self) -> str:
+        return f"block_size={self.block_size}, p={self.p}, drop_rate={self.drop_rate}"
