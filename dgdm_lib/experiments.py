@@ -1,0 +1,203 @@
+"""The book's runs on beetles: one place that trains, caches and measures a method, for the
+notebooks and the benchmark alike.
+
+``BeetleRun`` names a run (method, seed, pattern contrast, hyperparameters); ``trained_model(run)``
+trains it with the SPEC 8 recipe (AdamW lr 2e-3 one-cycle, batch 64, flips) or loads it from the
+cache in ``data_dir()/models``; ``measure(run)`` evaluates it with the threshold chosen on the
+validation split and caches the numbers in ``data_dir()/results``. Quick mode (tests, CI) trains
+on fewer images for fewer epochs; classroom mode uses the full recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from dgdm_lib.config import data_dir, get_device, mode_name, quick_mode
+from dgdm_lib.training import config_hash
+
+__all__ = ["BeetleRun", "Schedule", "schedule", "trained_model", "beetle_loader", "test_camset", "measure",
+           "measure_many", "summarize", "format_table"]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long a beetles run trains (epochs over the first ``train_size`` training images) and how
+    many val / test images measure it."""
+
+    epochs: int
+    train_size: int
+    val_size: int
+    test_size: int
+
+
+#: Classroom: SPEC 8's recipe. Quick: the same code on a shorter schedule (tests and CI).
+CLASSROOM = Schedule(epochs=6, train_size=4000, val_size=300, test_size=500)
+QUICK = Schedule(epochs=4, train_size=2000, val_size=300, test_size=300)
+
+
+def schedule() -> Schedule:
+    """The schedule of the current mode (``dgdm_lib.config.quick_mode``)."""
+    return QUICK if quick_mode() else CLASSROOM
+
+
+@dataclass(frozen=True)
+class BeetleRun:
+    """One training run of the small CPU network on beetles.
+
+    ``method`` is a key of ``dgdm_lib.models.METHODS``; ``module_kwargs`` are the module's
+    hyperparameters (``gamma``, ``delta_h``, ``block_size``...) as ``(name, value)`` pairs;
+    ``bn_recalibrate`` re-estimates BatchNorm statistics with the modules off after training.
+    """
+
+    method: str = "cam"
+    seed: int = 0
+    pattern_contrast: float = 0.09
+    context_p: float = 0.0
+    module_kwargs: tuple[tuple[str, Any], ...] = ()
+    bn_recalibrate: bool = False
+    arch: str = "small"
+    schedule: Schedule = field(default_factory=schedule)
+
+    @classmethod
+    def of(cls, method: str = "cam", seed: int = 0, **kwargs: Any) -> "BeetleRun":
+        """``BeetleRun.of("sagd", seed=1, block_size=2, pattern_contrast=0.06)``: fields by name,
+        anything else is a module hyperparameter."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        fields = {k: v for k, v in kwargs.items() if k in names}
+        module = tuple(sorted((k, v) for k, v in kwargs.items() if k not in names))
+        return cls(method=method, seed=seed, module_kwargs=module, **fields)
+
+    @property
+    def label(self) -> str:
+        """Short name for tables: the method and its non-default hyperparameters."""
+        extras = ", ".join(f"{k}={v}" for k, v in self.module_kwargs)
+        return f"{self.method}({extras})" if extras else self.method
+
+    def config(self) -> dict[str, Any]:
+        """Everything that determines the trained weights (the cache key), plus the mode."""
+        from dgdm_lib.data import GENERATOR_VERSION
+
+        return {**dataclasses.asdict(self), "generator_version": GENERATOR_VERSION, "mode": mode_name(),
+                "recipe": "adamw-2e-3-onecycle-b64-flip"}
+
+    def key(self) -> str:
+        return f"{self.method}-s{self.seed}-{config_hash(self.config())[:10]}"
+
+
+def _beetles_config(run: BeetleRun):
+    from dgdm_lib.data import BeetlesConfig
+
+    return BeetlesConfig(pattern_contrast=run.pattern_contrast, context_p=run.context_p)
+
+
+def beetle_loader(run: BeetleRun, split: str, batch_size: int = 64, size: int | None = None):
+    """The in-memory beetles loader of ``split`` for ``run``'s dataset settings.
+
+    Training batches are shuffled and flipped by a generator seeded with ``run.seed``.
+    """
+    from dgdm_lib.data import beetles_loader
+
+    if size is None:
+        size = {"train": run.schedule.train_size, "val": run.schedule.val_size, "test": run.schedule.test_size}[split]
+    generator = torch.Generator().manual_seed(run.seed) if split == "train" else None
+    return beetles_loader(split, batch_size=batch_size, generator=generator, config=_beetles_config(run), size=size)
+
+
+def _build(run: BeetleRun):
+    from dgdm_lib.models import build_model
+
+    return build_model(run.arch, run.method, num_classes=8, **dict(run.module_kwargs))
+
+
+def trained_model(run: BeetleRun, progress: bool = True) -> torch.nn.Module:
+    """The network of ``run``, trained now or loaded from ``data_dir()/models`` (retrained when stale)."""
+    from dgdm_lib.training import train, train_or_load
+
+    def fit(model):
+        return train(model, beetle_loader(run, "train"), epochs=run.schedule.epochs, optimizer="adamw", lr=2e-3,
+                     schedule="onecycle", bn_recalibrate=run.bn_recalibrate, progress=progress, seed=run.seed,
+                     device=get_device())
+
+    return train_or_load(run.key(), lambda: _build(run), fit, run.config())
+
+
+def test_camset(run: BeetleRun, split: str = "test", keep_images: int = 16, model: torch.nn.Module | None = None):
+    """CAMs of ``run``'s trained model on ``split`` (a ``dgdm_lib.evaluation.CamSet``)."""
+    from dgdm_lib.evaluation import collect_cams
+
+    model = model if model is not None else trained_model(run)
+    return collect_cams(model, beetle_loader(run, split), keep_images=keep_images)
+
+
+def measure(run: BeetleRun, tau: float = 0.2, progress: bool = True) -> dict[str, Any]:
+    """Test metrics of ``run`` with tau chosen on val (``evaluate_val_test``), cached as JSON.
+
+    Keys as ``dgdm_lib.evaluation.evaluate`` (percentages) plus ``tau_val``, ``gt_known_loc@tau_val``,
+    ``top1_loc@tau_val``, ``train_seconds`` and the run's ``label``, ``method`` and ``seed``.
+    """
+    from dgdm_lib.evaluation import evaluate_val_test
+
+    path = data_dir() / "results" / f"{run.key()}-tau{tau:g}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    model = trained_model(run, progress=progress)
+    metrics = evaluate_val_test(model, beetle_loader(run, "val"), beetle_loader(run, "test"), tau=tau)
+    result = getattr(model, "train_result", None) or {}
+    metrics.update(label=run.label, method=run.method, seed=run.seed, pattern_contrast=run.pattern_contrast,
+                   train_seconds=result.get("seconds"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(metrics, indent=1, default=float))
+    tmp.replace(path)
+    return metrics
+
+
+def measure_many(runs: Iterable[BeetleRun], tau: float = 0.2) -> list[dict[str, Any]]:
+    """``measure`` each run in turn (trained or loaded), with a progress bar over runs."""
+    from tqdm.auto import tqdm
+
+    runs = list(runs)
+    return [measure(run, tau=tau, progress=False) for run in tqdm(runs, desc="runs", leave=False)]
+
+
+def _interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean, sample sd and the half-width of a 95% t interval (sd 0 and half-width nan for n = 1)."""
+    from scipy import stats
+
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, 0.0, math.nan
+    sd = statistics.stdev(values)
+    return mean, sd, float(stats.t.ppf(0.975, len(values) - 1) * sd / math.sqrt(len(values)))
+
+
+def summarize(rows: Sequence[dict[str, Any]], keys: Sequence[str], by: str = "label") -> list[dict[str, Any]]:
+    """Group ``rows`` by ``by`` (in first-seen order) and give mean, sd and 95% half-width per key."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row[by], []).append(row)
+    table = []
+    for name, members in groups.items():
+        entry: dict[str, Any] = {by: name, "n": len(members)}
+        for key in keys:
+            entry[key] = _interval([float(m[key]) for m in members])
+        table.append(entry)
+    return table
+
+
+def format_table(summary: Sequence[dict[str, Any]], keys: Sequence[str], by: str = "label") -> str:
+    """A Markdown table of ``summarize``'s output: ``mean ± sd`` per cell (``[n=..]`` column)."""
+    header = f"| {by} | n | " + " | ".join(keys) + " |"
+    lines = [header, "|" + "---|" * (len(keys) + 2)]
+    for entry in summary:
+        cells = [f"{entry[k][0]:.1f} ± {entry[k][1]:.1f}" if entry["n"] > 1 else f"{entry[k][0]:.1f}" for k in keys]
+        lines.append(f"| {entry[by]} | {entry['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""Sliders for the book: thin wiring around pure drawing functions.
+
+A chapter's interactive view is ``slider_view(draw, gamma=float_slider(...), ...)``: ``draw`` is a
+pure function of the slider values that returns a matplotlib ``Figure`` (or text), tested without
+widgets; this module only connects it to ``ipywidgets`` with ``continuous_update=False`` and an
+``Output`` area, and measures how long each redraw takes (the book's budget is 200 ms on a CPU).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+from IPython.display import display
+from matplotlib.figure import Figure
+
+__all__ = ["float_slider", "int_slider", "dropdown", "redraw_ms", "render", "slider_view"]
+
+#: The redraw budget a slider must meet on a CPU, in milliseconds.
+REDRAW_BUDGET_MS = 200.0
+
+_LAYOUT = {"width": "420px"}
+_STYLE = {"description_width": "110px"}
+
+
+def float_slider(description: str, value: float, min: float, max: float, step: float, fmt: str = ".2f") -> widgets.FloatSlider:
+    """A float slider that reports its value only on release (``continuous_update=False``)."""
+    return widgets.FloatSlider(value=value, min=min, max=max, step=step, description=description,
+                               readout_format=fmt, continuous_update=False, layout=_LAYOUT, style=_STYLE)
+
+
+def int_slider(description: str, value: int, min: int, max: int, step: int = 1) -> widgets.IntSlider:
+    """An integer slider that reports its value only on release."""
+    return widgets.IntSlider(value=value, min=min, max=max, step=step, description=description,
+                             continuous_update=False, layout=_LAYOUT, style=_STYLE)
+
+
+def dropdown(description: str, options: Any, value: Any = None) -> widgets.Dropdown:
+    """A drop-down list (options: a list, or a dict label -> value)."""
+    dd = widgets.Dropdown(options=options, description=description, layout=_LAYOUT, style=_STYLE)
+    if value is not None:
+        dd.value = value
+    return dd
+
+
+def render(result: Figure | str) -> bytes:
+    """What the browser receives for ``result``: PNG bytes of a figure (as the inline backend sends), or text."""
+    if isinstance(result, Figure):
+        buffer = io.BytesIO()
+        result.savefig(buffer, format="png", dpi=result.dpi, bbox_inches="tight")
+        return buffer.getvalue()
+    return str(result).encode()
+
+
+def redraw_ms(draw: Callable[..., Figure | str], repeats: int = 3, **values: Any) -> float:
+    """Median wall time in ms of ``draw(**values)`` plus rendering it to PNG: what one slider move costs."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        render(draw(**values))
+        times.append((time.perf_counter() - start) * 1000)
+    return sorted(times)[len(times) // 2]
+
+
+def _show(result: Figure | str) -> None:
+    if isinstance(result, Figure):
+        display(result)
+    else:
+        print(result)
+
+
+def slider_view(draw: Callable[..., Figure | str], **controls: widgets.ValueWidget) -> widgets.VBox:
+    """Controls above an ``Output`` that shows ``draw(**values)`` and is redrawn on every change.
+
+    The returned box has ``.output`` (the Output widget) and ``.last_ms`` (the last redraw time),
+    so a notebook can check the budget. Errors inside ``draw`` are shown in the output, not lost.
+    """
+    output = widgets.Output()
+    box = widgets.VBox([*controls.values(), output])
+    box.output = output
+    box.last_ms = float("nan")
+
+    def update(_change: Any = None) -> None:
+        start = time.perf_counter()
+        with output:
+            output.clear_output(wait=True)
+            _show(draw(**{name: control.value for name, control in controls.items()}))
+        box.last_ms = (time.perf_counter() - start) * 1000
+
+    for control in controls.values():
+        control.observe(update, names="value")
+    update()
+    return box
