@@ -7,7 +7,6 @@ STAMP := $(VENV)/.dgdm-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
-export MPLBACKEND := Agg
 
 .PHONY: help setup book test test-unit test-notebooks test-browser lab sync bench clean
 

@@ -27,6 +27,28 @@ PRED_COLOR = "lime"
 MASK_COLOR = "cyan"
 
 
+def show_figures_inline() -> bool:
+    """Inside a notebook kernel, display returned ``Figure`` objects as PNG images.
+
+    The book's figures are built without pyplot, so IPython only shows them as images once a
+    PNG formatter is registered for ``Figure`` (what ``%matplotlib inline`` does). Called when
+    this module is imported; returns whether a kernel was found.
+    """
+    import sys
+
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return False
+    from IPython.core.pylabtools import select_figure_formats
+
+    select_figure_formats(shell, {"png"})
+    return True
+
+
 def _numpy(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
@@ -145,3 +167,6 @@ def show_samples(
         ax.set_xlim(-0.5, width - 0.5)
         ax.set_ylim(height - 0.5, -0.5)
     return fig
+
+
+show_figures_inline()

@@ -56,3 +56,14 @@ def contrast_view(contrast: float = 0.09, seed: int = 0, num_classes: int = 8) -
     ax.set_axis_off()
     fig.suptitle(f"pattern contrast {contrast:.2f}: top, as seen (GT box red); bottom, head hidden", fontsize=10)
     return fig
+
+
+def texture_strength(contrast: float, n: int = 64, seed: int = 0) -> float:
+    """Mean standard deviation of the grey level inside the body (object mask minus head), 0-255 scale.
+
+    It measures how much texture there is to see: at contrast 0 only pixel noise and the legs remain.
+    """
+    arrays = generate_beetles(n, seed, BeetlesConfig(pattern_contrast=contrast))
+    grey = arrays.images.astype(np.float64).mean(axis=-1)
+    body = arrays.masks & ~arrays.head_masks
+    return float(np.mean([grey[k][body[k]].std() for k in range(n)]))
