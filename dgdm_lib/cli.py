@@ -1,0 +1,573 @@
+"""The command line: ``python -m dgdm_lib train | evaluate | compare`` (SPEC section 9).
+
+A run folder holds ``config.json`` (every option, resolved), ``checkpoint.pt`` (model, optimiser,
+random states: ``--resume`` continues it), ``metrics.json`` (training history and the metrics of
+SPEC section 6, threshold chosen on the validation split) and ``cams.png`` (CAMs with GT boxes
+red and predicted boxes green). ``compare`` (or ``train --methods cam,adl,dgdm``) trains several
+methods with the same data and seeds, one run folder each, and prints one table.
+
+The same command runs under ``torchrun --nproc_per_node=N``: one process per GPU (gloo on CPU),
+DistributedDataParallel, data sharded per rank; rank 0 evaluates and writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["build_parser", "main", "format_table"]
+
+DATASETS = ("beetles", "cub", "wsol", "cars")
+TABLE_COLUMNS = (
+    ("top1_clas", "Top-1 Clas"),
+    ("gt_known_loc@0.2", "GT-k@0.2"),
+    ("gt_known_loc@tau_val", "GT-k@tau_val"),
+    ("gt_known_loc@best", "GT-k@best"),
+    ("top1_loc@0.2", "Top-1 Loc@0.2"),
+    ("maxboxacc", "MaxBoxAcc"),
+    ("maxboxacc_v2", "MaxBoxAccV2"),
+    ("pxap", "PxAP"),
+    ("head_share", "head %"),
+    ("body_share", "body %"),
+    ("background_share", "bg %"),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Parser
+# --------------------------------------------------------------------------------------------
+def _key_value(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. delta_h=0.7), got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        parsed: Any = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = value  # a bare word such as block_size=adaptive
+    return key.strip(), parsed
+
+
+def _csv(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(item) for item in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers (e.g. 0,1,2), got {text!r}") from None
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", choices=DATASETS, default="beetles",
+                   help="beetles: the embedded procedural dataset (generated on first use); cub: CUB-200-2011 in "
+                        "its native layout; wsol: the wsolevaluation metadata layout; cars: Stanford Cars devkit "
+                        "(default: %(default)s)")
+    g.add_argument("--data-root", type=Path, default=None,
+                   help="dataset folder (cub: CUB_200_2011/, cars: the folder with devkit/, wsol: the image root; "
+                        "beetles: cache folder). Default: under DGDM_DATA or <repo>/data")
+    g.add_argument("--metadata-root", type=Path, default=None,
+                   help="wsol only: metadata/<dataset> folder holding train/, val/, test/")
+    g.add_argument("--wsol-name", default="CUB", help="wsol only: dataset name in the metadata tree (default: %(default)s)")
+    g.add_argument("--image-size", type=int, default=None,
+                   help="crop/resize size for real datasets (default: the architecture's usual input, e.g. 224)")
+    g.add_argument("--batch-size", type=int, default=64, help="training batch size per process (default: %(default)s)")
+    g.add_argument("--eval-batch-size", type=int, default=256, help="evaluation batch size (default: %(default)s)")
+    g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for real datasets (default: %(default)s)")
+    g.add_argument("--pattern-contrast", type=float, default=0.09,
+                   help="beetles: body texture contrast, the teaching dial 0/0.06/0.09/0.12 (default: %(default)s)")
+    g.add_argument("--context-p", type=float, default=0.0,
+                   help="beetles: probability of the class-correlated context background (default: %(default)s)")
+    g.add_argument("--data-seed", type=int, default=0, help="beetles: base seed of the splits (default: %(default)s)")
+    g.add_argument("--train-size", type=int, default=None, help="beetles: use the first N training images (default: 4000)")
+    g.add_argument("--val-size", type=int, default=None, help="beetles: use the first N validation images (default: 300)")
+    g.add_argument("--test-size", type=int, default=None, help="beetles: use the first N test images (default: 500)")
+
+
+def _add_train_options(p: argparse.ArgumentParser, multi: bool) -> None:
+    from dgdm_lib.models import ARCHS, METHODS
+
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", choices=list(ARCHS), default="small",
+                   help="backbone: " + "; ".join(f"{k}: {v.description}" for k, v in ARCHS.items()))
+    if multi:
+        g.add_argument("--methods", type=_csv, default=["cam", "adl", "sagd", "dgdm"],
+                       help=f"comma-separated methods to train in turn, from {', '.join(METHODS)} (default: cam,adl,sagd,dgdm)")
+    else:
+        g.add_argument("--method", choices=list(METHODS), default="cam",
+                       help="; ".join(f"{k}: {v.description}" for k, v in METHODS.items()))
+        g.add_argument("--methods", type=_csv, default=None,
+                       help="train several methods in turn (same as the compare subcommand), e.g. cam,adl,dgdm")
+    g.add_argument("--positions", type=_csv, default=None,
+                   help="comma-separated insertion points (default per SPEC 5: small block4,block5; vgg16 "
+                        "pool3,pool4,conv5_3; resnet50 layer3.0,layer4.0,layer4; inception_v3 Mixed_5d,Mixed_6e,head)")
+    g.add_argument("--set", dest="module_args", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="module hyperparameter, repeatable: gamma, drop_rate, beta, alpha, keep_ratio, delta_l, "
+                        "delta_h, block_size (an int or 'adaptive'), per_sample, use_cagd, use_sagd")
+    g.add_argument("--pretrained", default="auto",
+                   help="'auto' (torchvision weights for the big backbones, none for small), 'torchvision' (local "
+                        "torch.hub cache only, never downloaded), 'none' (train from scratch) or PATH to a local "
+                        "state dict with torchvision's names (default: %(default)s)")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=6, help="training epochs (default: %(default)s)")
+    g.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="(default: %(default)s)")
+    g.add_argument("--lr", type=float, default=2e-3,
+                   help="learning rate of pretrained layers; new layers get 10x when fine-tuning (default: %(default)s)")
+    g.add_argument("--new-layer-lr-mult", type=float, default=10.0, help="lr multiplier of new layers when fine-tuning (default: %(default)s)")
+    g.add_argument("--schedule", choices=["onecycle", "cosine", "step", "constant"], default="onecycle",
+                   help="per-step learning-rate schedule (default: %(default)s)")
+    g.add_argument("--weight-decay", type=float, default=1e-4, help="(default: %(default)s)")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: %(default)s)")
+    g.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default="auto",
+                   help="mixed precision: auto = bf16/fp16 on CUDA, off on CPU (default: %(default)s)")
+    g.add_argument("--bn-recalibrate", action="store_true",
+                   help="after training, re-estimate BatchNorm statistics with the attention modules off")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: DGDM_DEVICE, else cuda if available)")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt with the same settings")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    g.add_argument("--tau", type=float, default=0.2, help="the paper's fixed CAM threshold, also reported (default: %(default)s)")
+    g.add_argument("--no-eval", dest="evaluate", action="store_false", help="train only; skip the metrics and the figure")
+    if multi:
+        g.add_argument("--seeds", type=_ints, default=[0], help="comma-separated seeds, one run per method and seed (default: 0)")
+    else:
+        g.add_argument("--seed", type=int, default=0, help="seed of initialisation, order, flips and modules (default: %(default)s)")
+        g.add_argument("--seeds", type=_ints, default=None, help="with --methods: comma-separated seeds")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m dgdm_lib`` parser (train, evaluate, compare)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m dgdm_lib",
+        description="Train and evaluate CAM, ADL and DGDM (Yin et al., ICPR 2020) for weakly supervised "
+                    "object localization. Nothing is downloaded.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train one method (or several with --methods) and evaluate it",
+                       description="Train one model and write a run folder: config.json, checkpoint.pt, metrics.json, cams.png.")
+    _add_train_options(p, multi=False)
+    _add_data_options(p)
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<dataset>-<arch>-<method>-s<seed>)")
+    p = sub.add_parser("compare", help="train several methods with the same data and seeds; print one table",
+                       description="Train each method (and seed) in turn into <out>/<method>-s<seed>/ and "
+                                   "write <out>/summary.json, summary.md and cams.png (one row per method).")
+    _add_train_options(p, multi=True)
+    _add_data_options(p)
+    p.add_argument("--out", type=Path, default=None, help="folder of the comparison (default: runs/compare-<dataset>-<arch>)")
+    p = sub.add_parser("evaluate", help="evaluate a run folder or a checkpoint",
+                       description="Evaluate a trained model: threshold chosen on the validation split, applied to test; "
+                                   "writes evaluation.json and cams.png.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="a run folder written by train (holds config.json and checkpoint.pt)")
+    src.add_argument("--checkpoint", type=Path, help="a checkpoint.pt written by train")
+    p.add_argument("--out", type=Path, default=None, help="where to write evaluation.json and cams.png (default: the run folder)")
+    p.add_argument("--data-root", type=Path, default=None, help="override the dataset folder recorded in the run")
+    p.add_argument("--metadata-root", type=Path, default=None, help="override the wsol metadata folder recorded in the run")
+    p.add_argument("--tau", type=float, default=0.2, help="the fixed CAM threshold also reported (default: %(default)s)")
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
+    p.add_argument("--eval-batch-size", type=int, default=None, help="evaluation batch size (default: as in the run)")
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Data:
+    train: Any
+    val: Any
+    test: Any
+    num_classes: int
+    tau_split: str  # which split the threshold is chosen on
+
+
+def _num_classes(dataset: Any) -> int:
+    return int(getattr(dataset, "num_classes", 0) or len(dataset.classes))
+
+
+def _beetles_data(cfg: dict[str, Any], train: bool) -> Data:
+    import torch
+
+    from dgdm_lib.data import BeetlesConfig, BeetlesTensors, beetles_loader, load_beetles
+    from dgdm_lib.training import DistributedBatches, distributed_info
+
+    bcfg = BeetlesConfig(pattern_contrast=cfg["pattern_contrast"], context_p=cfg["context_p"])
+    common = {"config": bcfg, "root": cfg["data_root"], "base_seed": cfg["data_seed"]}
+    _generate_on_rank_zero_first(common, cfg)
+    val = beetles_loader("val", cfg["eval_batch_size"], size=cfg["val_size"], **common)
+    test = beetles_loader("test", cfg["eval_batch_size"], size=cfg["test_size"], **common)
+    loader = None
+    if train:
+        info = distributed_info()
+        if info.enabled:
+            tensors = BeetlesTensors(load_beetles("train", size=cfg["train_size"], **common), split="train")
+            loader = DistributedBatches(tensors, cfg["batch_size"], seed=cfg["seed"])
+        else:
+            generator = torch.Generator().manual_seed(cfg["seed"])
+            loader = beetles_loader("train", cfg["batch_size"], generator=generator, size=cfg["train_size"], **common)
+    return Data(loader, val, test, bcfg.num_classes, "val")
+
+
+def _generate_on_rank_zero_first(common: dict[str, Any], cfg: dict[str, Any]) -> None:
+    """Under torchrun, rank 0 generates and caches the splits while the others wait, so no two
+    processes write the same cache files."""
+    import torch.distributed as dist
+
+    from dgdm_lib.data import load_beetles
+    from dgdm_lib.training import distributed_info
+
+    info = distributed_info()
+    if not info.enabled:
+        return
+    if info.is_main:
+        for split in ("train", "val", "test"):
+            load_beetles(split, size=cfg[f"{split}_size"], **common)
+    dist.barrier()
+
+
+def _torch_loader(dataset: Any, cfg: dict[str, Any], train: bool) -> Any:
+    import torch
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from dgdm_lib.data import collate_wsol
+    from dgdm_lib.training import distributed_info
+
+    batch = cfg["batch_size"] if train else cfg["eval_batch_size"]
+    if train and distributed_info().enabled:
+        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg["seed"])
+        return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg["workers"],
+                          collate_fn=collate_wsol, pin_memory=torch.cuda.is_available(), persistent_workers=cfg["workers"] > 0)
+    generator = torch.Generator().manual_seed(cfg["seed"]) if train else None
+    return DataLoader(dataset, batch_size=batch, shuffle=train, generator=generator, num_workers=cfg["workers"],
+                      collate_fn=collate_wsol, pin_memory=torch.cuda.is_available(), persistent_workers=cfg["workers"] > 0)
+
+
+def _real_data(cfg: dict[str, Any], train: bool) -> Data:
+    from dgdm_lib.data import CUB200, StanfordCars, WSOLMetadataDataset, standard_transforms
+    from dgdm_lib.models import ARCHS
+
+    crop = cfg["image_size"] or ARCHS[cfg["arch"]].input_size
+    resize = round(crop * 256 / 224)
+    tf_train, tf_test = standard_transforms(True, resize, crop), standard_transforms(False, resize, crop)
+    root = cfg["data_root"]
+    if cfg["dataset"] == "wsol":
+        make = lambda split, tf: WSOLMetadataDataset(root, cfg["metadata_root"], split, tf, dataset=cfg["wsol_name"])  # noqa: E731
+        train_set, val_set, test_set = make("train", tf_train), make("val", tf_test), make("test", tf_test)
+        split = "val"
+    else:
+        cls = CUB200 if cfg["dataset"] == "cub" else StanfordCars
+        train_set, test_set = cls(root, "train", tf_train), cls(root, "test", tf_test)
+        val_set, split = test_set, "test"
+        print(f"note: {cfg['dataset']} has no validation split here; tau is chosen on test (optimistic). "
+              "Use --dataset wsol with wsolevaluation's metadata for a separate validation split.", file=sys.stderr)
+    return Data(
+        _torch_loader(train_set, cfg, True) if train else None,
+        _torch_loader(val_set, cfg, False), _torch_loader(test_set, cfg, False), _num_classes(train_set), split,
+    )
+
+
+def make_data(cfg: dict[str, Any], train: bool = True) -> Data:
+    """Loaders for a run configuration (the dict written to config.json)."""
+    return _beetles_data(cfg, train) if cfg["dataset"] == "beetles" else _real_data(cfg, train)
+
+
+# --------------------------------------------------------------------------------------------
+# One run
+# --------------------------------------------------------------------------------------------
+def _resolve_pretrained(value: str, arch: str) -> str | None:
+    if value == "auto":
+        return None if arch == "small" else "torchvision"
+    return None if value.lower() in ("none", "", "false", "no") else value
+
+
+def _check_pretrained(value: str, arch: str) -> None:
+    """Fail before any data is loaded when the requested weights are not on this machine."""
+    from dgdm_lib.models import ARCHS, PretrainedWeightsError, torchvision_cache_file
+
+    source = _resolve_pretrained(value, arch)
+    if source == "torchvision":
+        if ARCHS[arch].weights is None:
+            raise PretrainedWeightsError(f"torchvision has no ImageNet weights for {arch!r}: use --pretrained none")
+        torchvision_cache_file(ARCHS[arch].weights)
+    elif source is not None and not Path(source).expanduser().is_file():
+        raise PretrainedWeightsError(f"--pretrained {source}: no such file (give a local state dict, or 'none')")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return str(value)
+
+
+def _build(cfg: dict[str, Any], num_classes: int) -> Any:
+    from dgdm_lib.models import build_model
+
+    return build_model(cfg["arch"], cfg["method"], num_classes=num_classes, positions=cfg["positions"],
+                       pretrained=_resolve_pretrained(cfg["pretrained"], cfg["arch"]), **dict(cfg["module_args"]))
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    fig.savefig(path, dpi=110)
+
+
+def run_one(cfg: dict[str, Any], data: Data | None = None) -> dict[str, Any] | None:
+    """Train (and evaluate) one configuration into ``cfg["out"]``; returns metrics on rank 0."""
+    from dgdm_lib.config import env_report, seed_everything
+    from dgdm_lib.evaluation import cam_figure, collect_cams, evaluate_val_test
+    from dgdm_lib.training import CHECKPOINT_NAME, distributed_info, train
+
+    info = distributed_info()
+    out = Path(cfg["out"])
+    data = data or make_data(cfg)
+    seed_everything(cfg["seed"] + info.rank)  # after the data, so a cache miss does not shift the model's init
+    model = _build(cfg, data.num_classes)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / "config.json", {**cfg, "num_classes": data.num_classes, "model": model.build_config,
+                                          "world_size": info.world_size, "environment": env_report()})
+    result = train(
+        model, data.train, epochs=cfg["epochs"], optimizer=cfg["optimizer"], lr=cfg["lr"], schedule=cfg["schedule"],
+        weight_decay=cfg["weight_decay"], momentum=cfg["momentum"], new_layer_lr_mult=cfg["new_layer_lr_mult"],
+        device=cfg["device"], amp=cfg["amp"] if cfg["amp"] != "off" else False, bn_recalibrate=cfg["bn_recalibrate"],
+        checkpoint_dir=out, resume=cfg["resume"], progress=cfg["progress"], seed=cfg["seed"],
+        extra_state={"config": cfg},
+    )
+    if not info.is_main:
+        return None
+    metrics: dict[str, Any] = {"method": cfg["method"], "arch": cfg["arch"], "seed": cfg["seed"],
+                               "train": result.to_dict(), "checkpoint": str(out / CHECKPOINT_NAME)}
+    if cfg["evaluate"]:
+        began = time.perf_counter()
+        device = next(model.parameters()).device
+        metrics["metrics"] = evaluate_val_test(model, data.val, data.test, device=device, tau=cfg["tau"])
+        metrics["metrics"]["tau_chosen_on"] = data.tau_split
+        metrics["eval_seconds"] = time.perf_counter() - began
+        camset = collect_cams(model, data.test, device, keep_images=8, max_images=8)
+        _save_figure(cam_figure(camset, n=8, tau=cfg["tau"], name=cfg["method"]), out / "cams.png")
+    _write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def _cell(row: dict[str, Any], key: str) -> str:
+    text = _fmt(row.get(key))
+    return f"{text} ± {row[key + '_std']:.1f}" if f"{key}_std" in row else text
+
+
+def format_table(rows: list[dict[str, Any]], first: str = "method") -> str:
+    """A Markdown table of the metrics in ``TABLE_COLUMNS`` (missing ones shown as '-'; a
+    ``<key>_std`` entry is shown as ``mean ± std``)."""
+    keys = [k for k, _ in TABLE_COLUMNS if any(k in row for row in rows)]
+    names = dict(TABLE_COLUMNS)
+    header = [first, *(names[k] for k in keys), "train s"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [str(row.get(first, "")), *(_cell(row, k) for k in keys), _fmt(row.get("train_seconds"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _mean_rows(results: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for method in methods:
+        runs = [r for r in results if r["method"] == method and "metrics" in r]
+        if not runs:
+            continue
+        row: dict[str, Any] = {"method": method if len(runs) == 1 else f"{method} (mean of {len(runs)})"}
+        for key, _ in TABLE_COLUMNS:
+            values = [r["metrics"].get(key) for r in runs if r["metrics"].get(key) is not None]
+            if values:
+                row[key] = float(np.mean(values))
+                if len(values) > 1:
+                    row[f"{key}_std"] = float(np.std(values))
+        row["train_seconds"] = float(np.mean([r["train"]["seconds"] for r in runs]))
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------
+def _config_from_args(args: argparse.Namespace, method: str, seed: int, out: Path) -> dict[str, Any]:
+    keys = ("arch", "positions", "module_args", "pretrained", "epochs", "optimizer", "lr", "new_layer_lr_mult",
+            "schedule", "weight_decay", "momentum", "amp", "bn_recalibrate", "device", "resume", "progress", "tau",
+            "evaluate", "dataset", "data_root", "metadata_root", "wsol_name", "image_size", "batch_size",
+            "eval_batch_size", "workers", "pattern_contrast", "context_p", "data_seed", "train_size", "val_size",
+            "test_size")
+    cfg = {k: getattr(args, k) for k in keys}
+    cfg["data_root"] = str(cfg["data_root"]) if cfg["data_root"] else None
+    cfg["metadata_root"] = str(cfg["metadata_root"]) if cfg["metadata_root"] else None
+    cfg["module_args"] = [list(kv) for kv in cfg["module_args"]]
+    cfg.update(method=method, seed=seed, out=str(out))
+    return cfg
+
+
+def _setup(args: argparse.Namespace) -> Any:
+    import torch
+
+    from dgdm_lib.training import init_distributed
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return init_distributed(args.device)
+
+
+def _check_methods(methods: list[str]) -> None:
+    from dgdm_lib.models import METHODS
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise SystemExit(f"unknown method(s) {', '.join(unknown) or '(none given)'}: choose from {', '.join(METHODS)}")
+
+
+def _reseed(loader: Any, seed: int) -> None:
+    import torch
+
+    for holder in (loader, getattr(loader, "sampler", None)):
+        if isinstance(getattr(holder, "generator", None), torch.Generator):
+            holder.generator.manual_seed(seed)
+        if isinstance(getattr(holder, "seed", None), int):
+            holder.seed = seed
+
+
+def cmd_compare(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Train every method x seed in turn, then print and write the comparison table and figure."""
+    from dgdm_lib.evaluation import collect_cams, comparison_figure
+    from dgdm_lib.training import model_from_checkpoint
+
+    _check_methods(args.methods)
+    info = _setup(args)
+    out = args.out or Path("runs") / f"compare-{args.dataset}-{args.arch}"
+    seeds = args.seeds or [getattr(args, "seed", 0)]
+    began = time.perf_counter()
+    results, data = [], None
+    for seed in seeds:
+        for method in args.methods:
+            cfg = _config_from_args(args, method, seed, out / f"{method}-s{seed}")
+            if data is None:
+                data = make_data(cfg)
+            else:
+                _reseed(data.train, seed)  # same order and flips for every method of a seed
+            if info.is_main:
+                print(f"== {method} seed {seed} -> {cfg['out']}", flush=True)
+            metrics = run_one(cfg, data)
+            if metrics is not None:
+                results.append(metrics)
+    total = time.perf_counter() - began
+    if not info.is_main:
+        return results
+    rows = _mean_rows(results, args.methods)
+    table = format_table(rows)
+    if len(seeds) > 1:
+        per_run = [{"method": f"{r['method']} s{r['seed']}", **r["metrics"], "train_seconds": r["train"]["seconds"]}
+                   for r in results if "metrics" in r]
+        table = format_table(per_run) + "\n\nMean ± std over seeds:\n\n" + table
+    print(f"\n{args.dataset} / {args.arch}, {args.epochs} epochs, seeds {','.join(map(str, seeds))}, "
+          f"total {total:.0f} s (threshold tau_val chosen on {data.tau_split if data else 'val'})\n{table}")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "summary.json", {"rows": rows, "runs": results, "seconds": total, "seeds": seeds,
+                                       "methods": args.methods})
+    (out / "summary.md").write_text(table + "\n")
+    if args.evaluate and data is not None:
+        sets = {}
+        for method in args.methods:
+            model = model_from_checkpoint(out / f"{method}-s{seeds[0]}" / "checkpoint.pt")
+            sets[method] = collect_cams(model, data.test, keep_images=8, max_images=8)
+        _save_figure(comparison_figure(sets, n=8, tau=args.tau), out / "cams.png")
+    return results
+
+
+def cmd_train(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.methods:
+        return cmd_compare(args)
+    _check_methods([args.method])
+    _setup(args)
+    out = args.out or Path("runs") / f"{args.dataset}-{args.arch}-{args.method}-s{args.seed}"
+    metrics = run_one(_config_from_args(args, args.method, args.seed, out))
+    if metrics is not None and "metrics" in metrics:
+        row = {"method": args.method, **metrics["metrics"], "train_seconds": metrics["train"]["seconds"]}
+        print(format_table([row]))
+        print(f"run folder: {out}")
+    return metrics
+
+
+def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from dgdm_lib.evaluation import cam_figure, collect_cams, evaluate_val_test
+    from dgdm_lib.training import load_checkpoint, model_from_checkpoint
+
+    path = args.checkpoint or args.run / "checkpoint.pt"
+    state = load_checkpoint(path)
+    cfg = dict(state.get("extra", {}).get("config") or {})
+    if args.run is not None and (args.run / "config.json").is_file():
+        cfg = json.loads((args.run / "config.json").read_text())
+    if not cfg:
+        raise SystemExit(f"{path} records no run configuration: evaluate needs a checkpoint written by 'train'")
+    for key in ("data_root", "metadata_root", "eval_batch_size"):
+        if getattr(args, key) is not None:
+            cfg[key] = str(getattr(args, key)) if key != "eval_batch_size" else getattr(args, key)
+    model = model_from_checkpoint(path)
+    if args.device:
+        model.to(args.device)
+    data = make_data(cfg, train=False)
+    device = next(model.parameters()).device
+    result = evaluate_val_test(model, data.val, data.test, device=device, tau=args.tau)
+    result["tau_chosen_on"] = data.tau_split
+    out = args.out or path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "evaluation.json", {"checkpoint": str(path), "metrics": result})
+    _save_figure(cam_figure(collect_cams(model, data.test, device, keep_images=8, max_images=8), n=8, tau=args.tau,
+                            name=cfg.get("method", "model")), out / "cams.png")
+    print(format_table([{"method": cfg.get("method", "model"), **result}]))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m dgdm_lib`` and the ``dgdm`` script.
+
+    Returns 0 on success and 2 when a file is missing or malformed (the message says which and
+    what to do; no traceback).
+    """
+    from dgdm_lib.data.errors import AnnotationError, ImageReadError
+    from dgdm_lib.training import ResumeMismatchError
+
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command in ("train", "compare"):
+            _check_pretrained(args.pretrained, args.arch)
+        {"train": cmd_train, "compare": cmd_compare, "evaluate": cmd_evaluate}[args.command](args)
+    except (FileNotFoundError, AnnotationError, ImageReadError, ResumeMismatchError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    return 0

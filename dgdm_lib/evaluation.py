@@ -1,0 +1,405 @@
+"""Evaluating a WSOL model over a loader: CAMs, the metrics of SPEC section 6, activation shares.
+
+Two steps, so one pass over the data serves every threshold:
+
+1. ``collect_cams(model, loader)`` runs the network once and keeps, per image, the logits, the
+   GT-class CAM and the predicted-class CAM (upsampled to the image and min-max normalised, as
+   SPEC section 1), the GT boxes as inclusive pixel boxes, and masks when the dataset has them.
+2. ``evaluate(camset, tau=0.2)`` turns those into numbers with ``dgdm_lib.metrics`` (the same
+   accumulators the notebooks and the benchmark use): Top-1 Clas, GT-known and Top-1 Loc at
+   ``tau`` and at the best tau of this split, MaxBoxAcc, MaxBoxAccV2, PxAP, and on beetles the
+   share of CAM mass on the head, the rest of the body and the background.
+
+``evaluate_val_test`` follows the train-fullsup protocol of "Evaluating WSOL Methods Right":
+the threshold is chosen on the validation split and then applied to test. The paper under
+study (Yin et al.) reports test at a fixed tau = 0.2; both are reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dgdm_lib.config import get_device
+
+__all__ = [
+    "CamSet",
+    "activation_shares",
+    "cam_figure",
+    "collect_cams",
+    "comparison_figure",
+    "SplitMetrics",
+    "evaluate",
+    "evaluate_loader",
+    "evaluate_val_test",
+]
+
+CAM_THRESHOLDS = np.arange(0, 1, 0.01)
+
+
+@dataclass
+class CamSet:
+    """Everything the metrics need for one split, image by image (N images of H x W).
+
+    Attributes:
+        logits: (N, K) class scores.
+        labels: (N,) ground-truth classes.
+        cams: (N, H, W) float32 GT-class CAMs in [0, 1] (upsampled, normalised per image).
+        pred_cams: (N, H, W) predicted-class CAMs in [0, 1], or None if not kept.
+        gt_boxes: N int arrays (k_i, 4), inclusive pixel boxes x0, y0, x1, y1.
+        masks, head_masks: (N, H, W) bool, or None when the dataset has none.
+        image_ids: N names, or None.
+        images: the first few input images (n, 3, H, W), as the network saw them, for figures.
+    """
+
+    logits: Tensor
+    labels: Tensor
+    cams: np.ndarray
+    pred_cams: np.ndarray | None
+    gt_boxes: list[np.ndarray]
+    masks: np.ndarray | None = None
+    head_masks: np.ndarray | None = None
+    image_ids: list[str] | None = None
+    images: Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def predictions(self) -> Tensor:
+        return self.logits.argmax(dim=1)
+
+
+def _classify(net: nn.Module, features: Tensor) -> Tensor:
+    if hasattr(net, "classify"):
+        return net.classify(features)
+    return net.classifier(features.mean(dim=(2, 3)))
+
+
+def _normalised_cams(features: Tensor, weight: Tensor, classes: Tensor, size: tuple[int, int], mode: str) -> np.ndarray:
+    from dgdm_lib.cam import localization_cams
+
+    return localization_cams(features, weight.float(), classes, size, mode).cpu().numpy().astype(np.float32, copy=False)
+
+
+@torch.no_grad()
+def collect_cams(
+    model: nn.Module,
+    loader: Iterable,
+    device: torch.device | str | None = None,
+    upsample: str = "bilinear",
+    keep_pred_cams: bool = True,
+    keep_images: int = 16,
+    max_images: int | None = None,
+) -> CamSet:
+    """Run ``model`` (eval mode) over ``loader`` and keep the CAMs of SPEC section 1 per image.
+
+    Args:
+        model: a ``WSOLNet`` (or anything with ``forward_features`` and ``classifier``).
+        loader: yields ``(images (B, 3, H, W), targets)`` per the batch contract.
+        upsample: ``"bilinear"`` or ``"bicubic"``, from the feature map (h, w) to (H, W).
+        keep_pred_cams: also keep predicted-class CAMs (for Top-1 figures); doubles the memory.
+        keep_images: how many input images to keep for figures.
+        max_images: stop after this many images (quick looks).
+    """
+    from dgdm_lib.localization import edges_to_inclusive
+
+    net = getattr(model, "module", model)
+    device = torch.device(device) if device is not None else next(net.parameters()).device
+    was_training = net.training
+    net.eval().to(device)
+    logits_all, labels_all, cams, pred_cams, boxes, masks, heads, ids, kept = [], [], [], [], [], [], [], [], []
+    seen = 0
+    try:
+        for images, targets in loader:
+            images = images.to(device)
+            size = (images.shape[-2], images.shape[-1])
+            features = net.forward_features(images).float()
+            logits = _classify(net, features)
+            labels = targets["label"].to(device)
+            cams.append(_normalised_cams(features, net.classifier.weight, labels, size, upsample))
+            if keep_pred_cams:
+                pred_cams.append(_normalised_cams(features, net.classifier.weight, logits.argmax(1), size, upsample))
+            logits_all.append(logits.cpu())
+            labels_all.append(labels.cpu())
+            boxes += [edges_to_inclusive(b.cpu().reshape(-1, 4), size[1], size[0]) for b in targets["boxes"]]
+            if "mask" in targets:
+                masks.append(torch.as_tensor(targets["mask"]).bool().cpu().numpy())
+            if "head_mask" in targets:
+                heads.append(torch.as_tensor(targets["head_mask"]).bool().cpu().numpy())
+            ids += list(targets.get("image_id", []))
+            if sum(len(k) for k in kept) < keep_images:
+                kept.append(images[: keep_images - sum(len(k) for k in kept)].cpu())
+            seen += len(labels)
+            if max_images is not None and seen >= max_images:
+                break
+    finally:
+        net.train(was_training)
+    if not labels_all:
+        raise ValueError("collect_cams got an empty loader: check the split and its size")
+    n = min(seen, max_images) if max_images is not None else seen
+    return CamSet(
+        logits=torch.cat(logits_all)[:n],
+        labels=torch.cat(labels_all)[:n],
+        cams=np.concatenate(cams)[:n],
+        pred_cams=np.concatenate(pred_cams)[:n] if keep_pred_cams else None,
+        gt_boxes=boxes[:n],
+        masks=np.concatenate(masks)[:n] if len(masks) == len(labels_all) else None,
+        head_masks=np.concatenate(heads)[:n] if len(heads) == len(labels_all) else None,
+        image_ids=ids[:n] if len(ids) >= n else None,
+        images=torch.cat(kept) if kept else None,
+    )
+
+
+def _image_shares(cams: np.ndarray, masks: np.ndarray, head_masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per image with non-zero CAM mass: (head share, body share) as fractions in [0, 1]."""
+    cams = np.asarray(cams, dtype=np.float64)
+    head = np.asarray(head_masks, dtype=bool)
+    body = np.asarray(masks, dtype=bool) & ~head
+    mass = cams.sum(axis=(1, 2))
+    ok = mass > 0
+    return (cams * head).sum(axis=(1, 2))[ok] / mass[ok], (cams * body).sum(axis=(1, 2))[ok] / mass[ok]
+
+
+def _mean_shares(head: np.ndarray, body: np.ndarray) -> dict[str, float]:
+    if head.size == 0:
+        return {"head_share": float("nan"), "body_share": float("nan"), "background_share": float("nan")}
+    return {
+        "head_share": 100.0 * float(head.mean()),
+        "body_share": 100.0 * float(body.mean()),
+        "background_share": 100.0 * float((1.0 - head - body).mean()),
+    }
+
+
+def activation_shares(cams: np.ndarray, masks: np.ndarray, head_masks: np.ndarray) -> dict[str, float]:
+    """Where the CAM mass goes, in percent, averaged over images (images with zero mass skipped).
+
+    ``head_share = sum(CAM * head) / sum(CAM)``; ``body_share`` uses the object mask minus the head;
+    ``background_share`` the rest. The three add up to 100 for each image.
+    """
+    return _mean_shares(*_image_shares(cams, masks, head_masks))
+
+
+def _tau_key(tau: float) -> str:
+    return f"{round(float(tau), 4):g}"
+
+
+class SplitMetrics:
+    """Accumulates everything ``evaluate`` reports, batch by batch, without keeping the CAMs.
+
+    Built on ``dgdm_lib.metrics``: one ``BoxAccumulator`` over ``cam_thresholds`` (MaxBoxAcc,
+    MaxBoxAccV2, GT-known / Top-1 Loc at any tau of the grid, best tau), a
+    ``ClassificationLocalization`` for requested taus that are not on the grid, a
+    ``PxAPAccumulator`` when masks come, and the head / body / background shares when head masks
+    come. Memory per image: two curves of ``len(cam_thresholds)`` floats.
+    """
+
+    def __init__(self, taus: Sequence[float] = (0.2,), cam_thresholds: Sequence[float] | np.ndarray = CAM_THRESHOLDS) -> None:
+        from dgdm_lib.metrics import BoxAccumulator, ClassificationLocalization, PxAPAccumulator
+
+        self.cam_thresholds = np.asarray(cam_thresholds, dtype=np.float64)
+        self.taus = tuple(dict.fromkeys(float(t) for t in taus))
+        off_grid = [t for t in self.taus if not np.isclose(self.cam_thresholds, t, rtol=0, atol=1e-9).any()]
+        self.boxes = BoxAccumulator(self.cam_thresholds, multi_contour=False)
+        self.fixed = ClassificationLocalization(off_grid) if off_grid else None
+        self.pixels = PxAPAccumulator(self.cam_thresholds)
+        self.has_masks: bool | None = None
+        self.shares: list[tuple[np.ndarray, np.ndarray]] = []
+        self.correct = 0
+        self.seen = 0
+
+    def add(
+        self,
+        logits: Tensor,
+        labels: Tensor,
+        cams: np.ndarray,
+        gt_boxes: Sequence[np.ndarray],
+        masks: np.ndarray | None = None,
+        head_masks: np.ndarray | None = None,
+    ) -> None:
+        """One batch: logits (B, K), labels (B,), GT-class CAMs (B, H, W) in [0, 1], inclusive GT
+        boxes, and optionally object and head masks (B, H, W)."""
+        correct = (logits.argmax(1).cpu() == labels.cpu()).numpy()
+        self.boxes.accumulate(cams, gt_boxes, correct=correct)
+        if self.fixed is not None:
+            self.fixed.accumulate(logits, labels, cams, gt_boxes)
+        if self.has_masks is None:
+            self.has_masks = masks is not None
+        if self.has_masks != (masks is not None):
+            raise ValueError("some batches have object masks and some do not: evaluate one dataset at a time")
+        if masks is not None:
+            self.pixels.accumulate(cams, masks)
+            if head_masks is not None:
+                self.shares.append(_image_shares(cams, masks, head_masks))
+        self.correct += int(correct.sum())
+        self.seen += len(correct)
+
+    def result(self) -> dict[str, float]:
+        """The flat dict described in ``evaluate``."""
+        if self.seen == 0:
+            raise ValueError("no images were evaluated: the loader was empty")
+        boxes = self.boxes
+        best_tau = boxes.best_tau(0.5, multi_contour=False)
+        out: dict[str, float] = {"n_images": float(self.seen), "top1_clas": 100.0 * self.correct / self.seen}
+        table = self.fixed.compute() if self.fixed is not None else {"gt_known_loc": {}, "top1_loc": {}}
+        for t in self.taus:
+            if t in table["gt_known_loc"]:
+                out[f"gt_known_loc@{_tau_key(t)}"] = table["gt_known_loc"][t]
+                out[f"top1_loc@{_tau_key(t)}"] = table["top1_loc"][t]
+            else:
+                out[f"gt_known_loc@{_tau_key(t)}"] = boxes.accuracy_at(t, 0.5, multi_contour=False)
+                out[f"top1_loc@{_tau_key(t)}"] = boxes.accuracy_at(t, 0.5, multi_contour=False, top1=True)
+        out["best_tau"] = best_tau
+        out["gt_known_loc@best"] = boxes.accuracy_at(best_tau, 0.5, multi_contour=False)
+        out["top1_loc@best"] = boxes.accuracy_at(best_tau, 0.5, multi_contour=False, top1=True)
+        out["maxboxacc"] = boxes.compute(multi_contour=False)[0.5]
+        by_iou = boxes.compute(multi_contour=True)
+        out["maxboxacc_v2"] = float(np.mean(list(by_iou.values())))
+        out.update({f"maxboxacc_v2@{d:g}": v for d, v in by_iou.items()})
+        if self.has_masks:
+            out["pxap"] = self.pixels.compute()
+        if self.shares:
+            out.update(_mean_shares(*(np.concatenate(parts) for parts in zip(*self.shares))))
+        return out
+
+
+def evaluate(
+    camset: CamSet,
+    tau: float = 0.2,
+    cam_thresholds: Sequence[float] | np.ndarray = CAM_THRESHOLDS,
+    extra_taus: Sequence[float] = (),
+) -> dict[str, float]:
+    """All metrics of SPEC section 6 on one split, as a flat dict of percentages.
+
+    Keys: ``n_images``, ``top1_clas``, ``gt_known_loc@<tau>``, ``top1_loc@<tau>`` (for ``tau`` and
+    each of ``extra_taus``), ``best_tau`` (maximising GT-known Loc on *this* split, largest region),
+    ``gt_known_loc@best``, ``top1_loc@best``, ``maxboxacc`` (IoU 0.5, largest region),
+    ``maxboxacc_v2`` (mean over IoU 0.3/0.5/0.7, all regions) with ``maxboxacc_v2@0.3/0.5/0.7``,
+    ``pxap`` when masks exist, and ``head_share``/``body_share``/``background_share`` when head
+    masks exist (beetles).
+    """
+    metrics = SplitMetrics((tau, *extra_taus), cam_thresholds)
+    for start in range(0, len(camset), 256):
+        part = slice(start, start + 256)
+        metrics.add(
+            camset.logits[part], camset.labels[part], camset.cams[part], camset.gt_boxes[part],
+            None if camset.masks is None else camset.masks[part],
+            None if camset.head_masks is None else camset.head_masks[part],
+        )  # fmt: skip
+    return metrics.result()
+
+
+@torch.no_grad()
+def evaluate_loader(
+    model: nn.Module,
+    loader: Iterable,
+    device: torch.device | str | None = None,
+    tau: float = 0.2,
+    extra_taus: Sequence[float] = (),
+    cam_thresholds: Sequence[float] | np.ndarray = CAM_THRESHOLDS,
+    upsample: str = "bilinear",
+) -> dict[str, float]:
+    """``evaluate(collect_cams(model, loader))`` in one streaming pass: the CAMs of a batch are
+    scored and dropped, so memory does not grow with the split (ImageNet-size validation sets)."""
+    from dgdm_lib.localization import edges_to_inclusive
+
+    net = getattr(model, "module", model)
+    device = torch.device(device) if device is not None else next(net.parameters()).device
+    was_training = net.training
+    net.eval().to(device)
+    metrics = SplitMetrics((tau, *extra_taus), cam_thresholds)
+    try:
+        for images, targets in loader:
+            images = images.to(device)
+            size = (images.shape[-2], images.shape[-1])
+            features = net.forward_features(images).float()
+            logits = _classify(net, features)
+            labels = targets["label"].to(device)
+            cams = _normalised_cams(features, net.classifier.weight, labels, size, upsample)
+            boxes = [edges_to_inclusive(b.cpu().reshape(-1, 4), size[1], size[0]) for b in targets["boxes"]]
+            masks = targets.get("mask")
+            heads = targets.get("head_mask")
+            metrics.add(
+                logits.cpu(), labels.cpu(), cams, boxes,
+                None if masks is None else torch.as_tensor(masks).bool().cpu().numpy(),
+                None if heads is None else torch.as_tensor(heads).bool().cpu().numpy(),
+            )  # fmt: skip
+    finally:
+        net.train(was_training)
+    return metrics.result()
+
+
+def evaluate_val_test(
+    model: nn.Module,
+    val_loader: Iterable,
+    test_loader: Iterable,
+    device: torch.device | str | None = None,
+    tau: float = 0.2,
+) -> dict[str, Any]:
+    """Choose tau on ``val_loader`` (maximising GT-known Loc), report ``test_loader`` at that tau
+    and at the paper's fixed ``tau``.
+
+    Returns the flat test metrics of ``evaluate`` plus ``tau_val``, ``gt_known_loc@tau_val``,
+    ``top1_loc@tau_val``, and the validation metrics under ``val/<key>``.
+    """
+    val = evaluate_loader(model, val_loader, device, tau=tau)
+    tau_val = val["best_tau"]
+    test = evaluate_loader(model, test_loader, device, tau=tau, extra_taus=[tau_val])
+    test["tau_val"] = tau_val
+    test["gt_known_loc@tau_val"] = test[f"gt_known_loc@{_tau_key(tau_val)}"]
+    test["top1_loc@tau_val"] = test[f"top1_loc@{_tau_key(tau_val)}"]
+    test.update({f"val/{k}": v for k, v in val.items()})
+    return test
+
+
+# --------------------------------------------------------------------------------------------
+# Figures: CAM overlays with GT boxes red and predicted boxes green (as the paper's figures)
+# --------------------------------------------------------------------------------------------
+def comparison_figure(camsets: Mapping[str, CamSet], n: int = 8, tau: float = 0.2, title: str | None = None) -> Any:
+    """Rows: the input images with GT boxes (red), then one row per method with its GT-class CAM
+    over the image, the GT box (red) and the largest-region box at ``tau`` (green), titled with
+    the IoU and the predicted class. All ``camsets`` must come from the same images, in order.
+
+    Returns a ``matplotlib.figure.Figure`` (no pyplot state).
+    """
+    from matplotlib.figure import Figure
+
+    from dgdm_lib.localization import box_iou, boxes_from_cam
+    from dgdm_lib.plotting import CMAP, GT_COLOR, PRED_COLOR, draw_boxes, to_display_images
+
+    first = next(iter(camsets.values()))
+    if first.images is None or len(first.images) == 0:
+        raise ValueError("the CamSet kept no images: use collect_cams(..., keep_images=8)")
+    n = min(n, len(first.images))
+    shown = to_display_images(first.images[:n], normalized=True)
+    rows = 1 + len(camsets)
+    fig = Figure(figsize=(1.7 * n, 1.8 * rows + 0.3), layout="constrained")
+    axes = fig.subplots(rows, n, squeeze=False)
+    for j in range(n):
+        axes[0, j].imshow(shown[j])
+        draw_boxes(axes[0, j], first.gt_boxes[j], GT_COLOR, inclusive=True)
+        axes[0, j].set_title(f"input y={int(first.labels[j])}", fontsize=7)
+    for i, (name, camset) in enumerate(camsets.items(), start=1):
+        for j in range(n):
+            ax, cam = axes[i, j], camset.cams[j]
+            pred = boxes_from_cam(cam, tau)
+            iou = float(np.max(box_iou(pred, camset.gt_boxes[j])))
+            ax.imshow(shown[j])
+            ax.imshow(cam, cmap=CMAP, alpha=0.5, vmin=0, vmax=1)
+            draw_boxes(ax, camset.gt_boxes[j], GT_COLOR, inclusive=True)
+            draw_boxes(ax, pred, PRED_COLOR, inclusive=True)
+            ax.set_title(f"{name} IoU={iou:.2f} p={int(camset.predictions[j])}", fontsize=7)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    fig.suptitle(title or f"GT-class CAMs: GT boxes red, boxes at tau={tau:g} green", fontsize=9)
+    return fig
+
+
+def cam_figure(camset: CamSet, n: int = 8, tau: float = 0.2, name: str = "CAM") -> Any:
+    """``comparison_figure`` for one model."""
+    return comparison_figure({name: camset}, n=n, tau=tau)
