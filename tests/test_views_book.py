@@ -98,3 +98,24 @@ def test_slider_view_redraws_on_change_and_records_the_time():
     slider.value = 0.7
     assert calls == [0.5, 0.7]
     assert slider.continuous_update is False
+
+
+def test_check_redraw_fails_a_slow_draw_unless_the_machine_is_busy(monkeypatch):
+    import time
+
+    from dgdm_lib import widgets
+
+    def slow():
+        time.sleep(0.03)
+        return "done"
+
+    monkeypatch.setattr(widgets, "machine_is_busy", lambda: False)
+    assert widgets.check_redraw(slow, budget_ms=1000) >= 30
+    try:
+        widgets.check_redraw(slow, budget_ms=5)
+    except AssertionError as error:
+        assert "over the 5 ms budget" in str(error)
+    else:
+        raise AssertionError("a draw over budget must fail")
+    monkeypatch.setattr(widgets, "machine_is_busy", lambda: True)
+    assert widgets.check_redraw(slow, budget_ms=5) >= 30  # measured and printed, not asserted

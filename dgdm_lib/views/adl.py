@@ -37,6 +37,10 @@ def adl_view(features: torch.Tensor, image: np.ndarray, gamma: float = 0.8, drop
         shown = ax.imshow(values.detach().numpy(), cmap=cmap, vmin=scale[0], vmax=scale[1])
         ax.set_title(title, fontsize=8)
         fig.colorbar(shown, ax=ax, fraction=0.046)
-    for ax in axes:
-        ax.set_axis_off()
+    for k, ax in enumerate(axes):
+        if k == 3:  # the 0/1 mask keeps a frame: white on white would vanish
+            ax.set_xticks([])
+            ax.set_yticks([])
+        else:
+            ax.set_axis_off()
     return fig
