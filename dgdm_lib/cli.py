@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["build_parser", "main", "format_table"]
+__all__ = ["build_parser", "format_table", "main"]
 
 DATASETS = ("beetles", "cub", "wsol", "cars")
 TABLE_COLUMNS = (
@@ -134,7 +134,10 @@ def _add_train_options(p: argparse.ArgumentParser, multi: bool) -> None:
     g.add_argument("--bn-recalibrate", action="store_true",
                    help="after training, re-estimate BatchNorm statistics with the attention modules off")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: DGDM_DEVICE, else cuda if available)")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice). On CPUs shared with other jobs, set "
+                        "OMP_WAIT_POLICY=PASSIVE in the environment or use --threads 1: spinning OpenMP threads "
+                        "made training 3-10x slower in our measurements")
     g.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt with the same settings")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     g.add_argument("--tau", type=float, default=0.2, help="the paper's fixed CAM threshold, also reported (default: %(default)s)")
@@ -199,7 +202,12 @@ def _num_classes(dataset: Any) -> int:
 def _beetles_data(cfg: dict[str, Any], train: bool) -> Data:
     import torch
 
-    from dgdm_lib.data import BeetlesConfig, BeetlesTensors, beetles_loader, load_beetles
+    from dgdm_lib.data import (
+        BeetlesConfig,
+        BeetlesTensors,
+        beetles_loader,
+        load_beetles,
+    )
     from dgdm_lib.training import DistributedBatches, distributed_info
 
     bcfg = BeetlesConfig(pattern_contrast=cfg["pattern_contrast"], context_p=cfg["context_p"])
@@ -254,7 +262,12 @@ def _torch_loader(dataset: Any, cfg: dict[str, Any], train: bool) -> Any:
 
 
 def _real_data(cfg: dict[str, Any], train: bool) -> Data:
-    from dgdm_lib.data import CUB200, StanfordCars, WSOLMetadataDataset, standard_transforms
+    from dgdm_lib.data import (
+        CUB200,
+        StanfordCars,
+        WSOLMetadataDataset,
+        standard_transforms,
+    )
     from dgdm_lib.models import ARCHS
 
     crop = cfg["image_size"] or ARCHS[cfg["arch"]].input_size
@@ -262,7 +275,7 @@ def _real_data(cfg: dict[str, Any], train: bool) -> Data:
     tf_train, tf_test = standard_transforms(True, resize, crop), standard_transforms(False, resize, crop)
     root = cfg["data_root"]
     if cfg["dataset"] == "wsol":
-        make = lambda split, tf: WSOLMetadataDataset(root, cfg["metadata_root"], split, tf, dataset=cfg["wsol_name"])  # noqa: E731
+        make = lambda split, tf: WSOLMetadataDataset(root, cfg["metadata_root"], split, tf, dataset=cfg["wsol_name"])
         train_set, val_set, test_set = make("train", tf_train), make("val", tf_test), make("test", tf_test)
         split = "val"
     else:

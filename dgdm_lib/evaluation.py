@@ -25,15 +25,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dgdm_lib.config import get_device
-
 __all__ = [
     "CamSet",
+    "SplitMetrics",
     "activation_shares",
     "cam_figure",
     "collect_cams",
     "comparison_figure",
-    "SplitMetrics",
     "evaluate",
     "evaluate_loader",
     "evaluate_val_test",
@@ -200,7 +198,11 @@ class SplitMetrics:
     """
 
     def __init__(self, taus: Sequence[float] = (0.2,), cam_thresholds: Sequence[float] | np.ndarray = CAM_THRESHOLDS) -> None:
-        from dgdm_lib.metrics import BoxAccumulator, ClassificationLocalization, PxAPAccumulator
+        from dgdm_lib.metrics import (
+            BoxAccumulator,
+            ClassificationLocalization,
+            PxAPAccumulator,
+        )
 
         self.cam_thresholds = np.asarray(cam_thresholds, dtype=np.float64)
         self.taus = tuple(dict.fromkeys(float(t) for t in taus))
@@ -370,7 +372,13 @@ def comparison_figure(camsets: Mapping[str, CamSet], n: int = 8, tau: float = 0.
     from matplotlib.figure import Figure
 
     from dgdm_lib.localization import box_iou, boxes_from_cam
-    from dgdm_lib.plotting import CMAP, GT_COLOR, PRED_COLOR, draw_boxes, to_display_images
+    from dgdm_lib.plotting import (
+        CMAP,
+        GT_COLOR,
+        PRED_COLOR,
+        draw_boxes,
+        to_display_images,
+    )
 
     first = next(iter(camsets.values()))
     if first.images is None or len(first.images) == 0:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import random
 import tempfile
 import time
@@ -98,7 +99,7 @@ class DistributedInfo:
 def distributed_info() -> DistributedInfo:
     """Rank, local rank and world size of this process (``world_size == 1`` when not distributed)."""
     if dist.is_available() and dist.is_initialized():
-        return DistributedInfo(dist.get_rank(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_world_size())
+        return DistributedInfo(dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_world_size())
     return DistributedInfo()
 
 
@@ -564,7 +565,7 @@ def train_or_load(
                 model.load_state_dict(cached["model"])
                 model.train_result = cached.get("train_result")
                 return model.eval()
-        except Exception as error:  # a corrupt cache file is retrained, never trusted
+        except (OSError, RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as error:
             warnings.warn(f"ignoring unreadable cached model {path}: {error}", stacklevel=2)
     outcome = train_fn(model)
     model.train_result = outcome.to_dict() if isinstance(outcome, TrainResult) else None
@@ -601,10 +602,10 @@ class DistributedBatches:
         self.epoch = epoch
 
     def _per_rank(self) -> int:
-        return -(-len(self.dataset) // self.world_size)
+        return (len(self.dataset) + self.world_size - 1) // self.world_size
 
     def __len__(self) -> int:
-        return -(-self._per_rank() // self.batch_size)
+        return (self._per_rank() + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[Tensor, dict[str, Any]]]:
         n = len(self.dataset)

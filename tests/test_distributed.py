@@ -80,7 +80,7 @@ def test_the_command_line_trains_under_torchrun_with_two_cpu_processes(tmp_path)
         "--train-size", "128", "--val-size", "32", "--test-size", "32", "--epochs", "1", "--batch-size", "32",
         "--no-progress", "--threads", "1", "--out", str(out),
     ]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     config = json.loads((out / "config.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())

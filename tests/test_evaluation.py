@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from dgdm_lib.cam import localization_cams
-from dgdm_lib.evaluation import CamSet, activation_shares, collect_cams, comparison_figure, evaluate, evaluate_val_test
+from dgdm_lib.evaluation import (
+    CamSet,
+    activation_shares,
+    collect_cams,
+    comparison_figure,
+    evaluate,
+    evaluate_val_test,
+)
 from dgdm_lib.metrics import max_box_acc, pxap
 from dgdm_lib.models import build_model
 

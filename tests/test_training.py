@@ -49,7 +49,7 @@ class ShuffledLoader:
         self.crash_at_epoch, self.passes = crash_at_epoch, 0
 
     def __len__(self) -> int:
-        return -(-len(self.data) // self.batch_size)
+        return (len(self.data) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self):
         self.passes += 1
@@ -62,12 +62,12 @@ class ShuffledLoader:
 
 
 def _run(tmp_path, name: str, seed_model: int = 0, loader_seed: int = 0, crash_at_epoch=None, resume=False,
-         module_generator: bool = False, **kw):
+         module_generator: bool = False, epochs: int = 2, **kw):
     torch.manual_seed(seed_model)
     extra = {"generator": torch.Generator().manual_seed(seed_model + 5)} if module_generator else {}
     model = build_model("small", "dgdm", num_classes=3, **extra)
     loader = ShuffledLoader(TinyTensors(), seed=loader_seed, crash_at_epoch=crash_at_epoch)
-    result = train(model, loader, epochs=3, lr=5e-3, progress=False, checkpoint_dir=tmp_path / name,
+    result = train(model, loader, epochs=epochs, lr=5e-3, progress=False, checkpoint_dir=tmp_path / name,
                    resume=resume, seed=7, **kw)
     return model, result
 
@@ -76,14 +76,14 @@ def _run(tmp_path, name: str, seed_model: int = 0, loader_seed: int = 0, crash_a
 def test_resume_after_a_crash_gives_the_same_next_step_loss_and_weights(tmp_path, module_generator: bool) -> None:
     full_model, full = _run(tmp_path, "full", module_generator=module_generator)
     with pytest.raises(KeyboardInterrupt):
-        _run(tmp_path, "crashed", crash_at_epoch=3, module_generator=module_generator)
-    assert load_checkpoint(tmp_path / "crashed" / CHECKPOINT_NAME)["epoch"] == 2
+        _run(tmp_path, "crashed", crash_at_epoch=2, module_generator=module_generator)
+    assert load_checkpoint(tmp_path / "crashed" / CHECKPOINT_NAME)["epoch"] == 1
     # A different initialisation and loader seed: everything must come from the checkpoint.
     resumed_model, resumed = _run(tmp_path, "crashed", seed_model=123, loader_seed=99, resume=True,
                                   module_generator=module_generator)
-    steps = len(full.step_losses) // 3
-    assert resumed.resumed_from_epoch == 2
-    assert resumed.step_losses[2 * steps] == full.step_losses[2 * steps]
+    steps = len(full.step_losses) // 2
+    assert resumed.resumed_from_epoch == 1
+    assert resumed.step_losses[steps] == full.step_losses[steps]  # the first step after the crash
     assert resumed.step_losses == full.step_losses
     for a, b in zip(full_model.state_dict().values(), resumed_model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -93,12 +93,12 @@ def test_resume_with_different_settings_is_refused(tmp_path) -> None:
     _run(tmp_path, "run")
     with pytest.raises(ValueError, match=r"settings differ \(lr: checkpoint 0.005 vs now 0.001\)"):
         model = build_model("small", "cam", num_classes=3)
-        train(model, ShuffledLoader(TinyTensors()), epochs=3, lr=1e-3, progress=False,
+        train(model, ShuffledLoader(TinyTensors()), epochs=2, lr=1e-3, progress=False,
               checkpoint_dir=tmp_path / "run", resume=True, seed=7)
 
 
 def test_training_lowers_the_loss_and_reports_each_epoch(tmp_path) -> None:
-    _, result = _run(tmp_path, "run")
+    _, result = _run(tmp_path, "run", epochs=3)
     assert [h["epoch"] for h in result.history] == [1, 2, 3]
     assert result.history[-1]["loss"] < result.history[0]["loss"]
     assert result.steps == 9 and result.seconds > 0

@@ -1,0 +1,130 @@
+"""Book cost: how long each notebook takes in quick and classroom mode, and how long the beetles
+dataset takes to generate.
+
+Notebook times come from a file when one exists (``build/book_times.json``, written by
+``make book``, or ``build/bench_book/<mode>/book_times.json``, written by an earlier benchmark),
+otherwise the benchmark executes the notebooks itself (``dgdm_lib.book.execute_notebook``, a fresh
+kernel per notebook, with ``DGDM_QUICK`` set for the mode). Every number says where it came from.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+MODES = ("quick", "classroom")
+BUDGET_S = {"quick": 90.0, "classroom": 180.0}
+
+
+def _mtime(path: Path) -> str:
+    return _dt.datetime.fromtimestamp(path.stat().st_mtime).astimezone().isoformat(timespec="seconds")
+
+
+def read_times(path: Path, mode: str) -> dict[str, float] | None:
+    """``{notebook name: seconds}`` from a ``book_times.json`` of ``mode``, or None."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("mode") != mode or not isinstance(data.get("seconds"), dict):
+        return None
+    return {str(k): float(v) for k, v in data["seconds"].items()}
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def execute(notebooks: Sequence[Path], mode: str, out_dir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Execute ``notebooks`` in ``mode``; ``{name: seconds}`` plus ``{name: error}`` for failures.
+    Writes ``out_dir/book_times.json`` for later runs."""
+    from dgdm_lib.book import execute_notebook
+
+    times: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    with _environment(DGDM_QUICK="1" if mode == "quick" else "0"):
+        for nb in notebooks:
+            log(f"[book] {mode}: executing {nb.name} ...")
+            began = time.perf_counter()
+            try:
+                execute_notebook(nb, out_dir)
+                times[nb.name] = round(time.perf_counter() - began, 1)
+            except Exception as error:  # a failing chapter is reported, the benchmark goes on
+                errors[nb.name] = f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:200] if str(error).strip() else ''}"
+                times[nb.name] = round(time.perf_counter() - began, 1)
+            log(f"[book] {mode}: {nb.name} {times[nb.name]:.1f} s{' (FAILED)' if nb.name in errors else ''}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "book_times.json").write_text(json.dumps({"mode": mode, "seconds": times, "errors": errors}, indent=1))
+    return {"seconds": times, "errors": errors}
+
+
+def notebook_times(
+    notebooks: Sequence[Path],
+    build_dir: Path,
+    source: str = "auto",
+    modes: Sequence[str] = MODES,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Per mode, per notebook: seconds and where the number came from.
+
+    ``source``: ``"files"`` (only read files; missing notebooks are reported as not measured),
+    ``"run"`` (execute every notebook now) or ``"auto"`` (read files, execute what they lack).
+    """
+    if source not in ("auto", "files", "run"):
+        raise ValueError(f"book source must be 'auto', 'files' or 'run', got {source!r}")
+    out: dict[str, Any] = {}
+    for mode in modes:
+        rows: dict[str, dict[str, Any]] = {}
+        if source != "run":
+            for path in (build_dir / "book_times.json", build_dir / "bench_book" / mode / "book_times.json"):
+                times = read_times(path, mode)
+                for nb in notebooks:
+                    if times and nb.name in times and nb.name not in rows:
+                        stale = nb.stat().st_mtime > path.stat().st_mtime
+                        rows[nb.name] = {"seconds": times[nb.name], "source": f"{path} ({_mtime(path)})",
+                                         "stale": stale}
+        missing = [nb for nb in notebooks if nb.name not in rows]
+        if missing and source in ("auto", "run"):
+            ran = execute(missing, mode, build_dir / "bench_book" / mode, log)
+            for nb in missing:
+                rows[nb.name] = {"seconds": ran["seconds"][nb.name], "source": "executed by this benchmark",
+                                 "stale": False, "error": ran["errors"].get(nb.name)}
+        for nb in notebooks:
+            rows.setdefault(nb.name, {"seconds": None, "source": "not measured (run `make book`, or --book-source run)",
+                                      "stale": False})
+        out[mode] = {"budget_s": BUDGET_S[mode], "notebooks": rows}
+    return out
+
+
+def dataset_generation(sizes: dict[str, int] | None = None, repeats: int = 1) -> dict[str, Any]:
+    """Seconds to generate each beetles split at the default parameters (in memory, no cache)."""
+    from dgdm_lib.data import SPLIT_SIZES, BeetlesConfig, generate_beetles, split_seed
+
+    sizes = dict(sizes or SPLIT_SIZES)
+    config = BeetlesConfig()
+    out: dict[str, Any] = {"sizes": sizes, "seconds": {}}
+    for split, size in sizes.items():
+        best = float("inf")
+        for _ in range(repeats):
+            began = time.perf_counter()
+            generate_beetles(size, split_seed(0, split), config)
+            best = min(best, time.perf_counter() - began)
+        out["seconds"][split] = round(best, 2)
+    out["total_s"] = round(sum(out["seconds"].values()), 2)
+    return out

@@ -1,0 +1,391 @@
+"""docs/results.md and its figures, written from the results dictionary alone (docs/results.json),
+so the page can be re-rendered without re-running anything (``run.py --report-only``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from benchmarks.accuracy import CLAIM_METRICS, KEYS
+
+FIG_DPI = 90
+SHORT = {
+    "top1_clas": "Top-1 Clas", "gt_known_loc@0.2": "Loc @0.2", "gt_known_loc@tau_val": "Loc @val tau",
+    "top1_loc@tau_val": "Top-1 Loc", "maxboxacc_v2": "MaxBoxAccV2", "pxap": "PxAP",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Cells
+# --------------------------------------------------------------------------------------------
+def cell(stat: dict[str, Any] | None, digits: int = 1) -> str:
+    """``mean ± sd [lo, hi]`` (95% t interval), or the mean alone for one seed."""
+    if not stat:
+        return "–"
+    mean = f"{stat['mean']:.{digits}f}"
+    if stat.get("ci95") is None:
+        return mean
+    lo, hi = stat["ci95"]
+    return f"{mean} ± {stat['sd']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def signed(diff: dict[str, Any]) -> str:
+    text = f"{diff['diff']:+.1f}"
+    if diff.get("ci95"):
+        text += f" [{diff['ci95'][0]:+.1f}, {diff['ci95'][1]:+.1f}]"
+    return text
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def accuracy_table(entries: list[dict[str, Any]], show_note: bool = True) -> str:
+    header = ["Row", "n", *KEYS.values(), "val tau"] + (["Note"] if show_note else [])
+    rows = []
+    for e in entries:
+        tau = e.get("tau_val")
+        row = [e["row"], str(e["n"]), *(cell(e.get(k)) for k in KEYS),
+               f"{tau['mean']:.2f}" if tau else "–"]
+        if show_note:
+            row.append(e.get("note", ""))
+        rows.append(row)
+    return _table(header, rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+def methods_figure(entries: list[dict[str, Any]], path: Path) -> Path:
+    """Grouped bars (mean, 95% interval, seeds as dots) of the localisation metrics per method."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    keys = ["gt_known_loc@0.2", "gt_known_loc@tau_val", "maxboxacc_v2", "pxap"]
+    fig = Figure(figsize=(8.5, 3.4), dpi=FIG_DPI, layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / len(entries)
+    colours = ["#7f7f7f", "#1f77b4", "#2ca02c", "#98df8a", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+    for i, entry in enumerate(entries):
+        xs = np.arange(len(keys)) + (i - (len(entries) - 1) / 2) * width
+        means = [entry[k]["mean"] if k in entry else np.nan for k in keys]
+        errs = [[0, 0] if k not in entry or entry[k]["ci95"] is None else
+                [entry[k]["mean"] - entry[k]["ci95"][0], entry[k]["ci95"][1] - entry[k]["mean"]] for k in keys]
+        ax.bar(xs, means, width, yerr=np.array(errs).T, capsize=2, label=entry["row"],
+               color=colours[i % len(colours)], edgecolor="black", linewidth=0.4)
+        for x, k in zip(xs, keys):
+            if k in entry:
+                ax.plot([x] * len(entry[k]["values"]), entry[k]["values"], "k.", markersize=2.5)
+    ax.set_xticks(np.arange(len(keys)), [SHORT.get(k, k) for k in keys])
+    ax.set_ylabel("percent (test split)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Beetles, small CPU network: mean over seeds, 95% interval, dots = seeds")
+    ax.legend(fontsize=7, ncols=3, loc="upper left")
+    fig.savefig(path)
+    return path
+
+
+def contrast_figure(entries: list[dict[str, Any]], path: Path) -> Path:
+    """GT-known Loc at tau 0.2 and at the val-chosen tau against pattern contrast, one line per method."""
+    from matplotlib.figure import Figure
+
+    by_method: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+    for entry in entries:
+        name, _, contrast = entry["row"].rpartition(" @ ")
+        by_method.setdefault(name, []).append((float(contrast), entry))
+    fig = Figure(figsize=(8.5, 3.0), dpi=FIG_DPI, layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, key in zip(axes, ["gt_known_loc@0.2", "gt_known_loc@tau_val", "top1_clas"]):
+        for name, points in by_method.items():
+            points.sort(key=lambda p: p[0])
+            xs = [p[0] for p in points]
+            ys = [p[1][key]["mean"] for p in points]
+            lo = [p[1][key]["ci95"][0] if p[1][key]["ci95"] else y for p, y in zip(points, ys)]
+            hi = [p[1][key]["ci95"][1] if p[1][key]["ci95"] else y for p, y in zip(points, ys)]
+            line = ax.plot(xs, ys, marker="o", markersize=3, label=name)[0]
+            ax.fill_between(xs, [max(v, 0) for v in lo], [min(v, 100) for v in hi], color=line.get_color(), alpha=0.15)
+        ax.set_ylim(0, 100)
+        ax.set_xticks(sorted({p[0] for pts in by_method.values() for p in pts}))
+        ax.set_xlabel("pattern contrast (body texture cue)")
+        ax.set_ylabel("percent")
+        ax.set_title(SHORT[key] if key != "top1_clas" else "Top-1 Clas", fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Beetles: localisation and classification against pattern contrast (mean over seeds, 95% band)",
+                 fontsize=9)
+    fig.savefig(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# The page
+# --------------------------------------------------------------------------------------------
+def _minutes(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+def _provenance(meta: dict[str, Any] | None, extra: str = "", show_jobs: bool = False) -> str:
+    """One line: the command that produced a section, when, how long, under what load."""
+    if not meta:
+        return ""
+    cache = "emptied first (from scratch)" if meta.get("fresh") else "cache reused"
+    threads = f", torch threads {meta['threads']}" if meta.get("threads") else ""
+    jobs = f", {meta['jobs']} runs trained in parallel" if show_jobs and (meta.get("jobs") or 1) > 1 else ""
+    return (f"*Produced by `{meta['command']}` on {meta['started']} in {_minutes(meta.get('seconds'))}"
+            f"{'; ' + extra if extra else ''}; data folder `{meta.get('data_dir')}` ({cache}){threads}{jobs}; "
+            f"load average (1/5/15 min) before {_fmt_load(meta.get('load_before'))}, after "
+            f"{_fmt_load(meta.get('load_after'))} on {meta.get('cores', 2)} cores.*")
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f} s"
+
+
+def _fmt_load(load: list[float] | None) -> str:
+    return "n/a" if not load else " / ".join(f"{x:.2f}" for x in load)
+
+
+def _claims_section(results: dict[str, Any]) -> list[str]:
+    acc = results.get("accuracy")
+    lines = ["## Which of the paper's claims hold here", ""]
+    if not acc:
+        return lines + ["The accuracy section has not been run.", ""]
+    lines += [
+        "Differences are `better - baseline` in points, mean over seeds with a Welch 95% interval. "
+        "**holds**: the whole interval is above 0; **reversed**: the whole interval is below 0; "
+        "**not shown**: the interval contains 0 (with this many seeds we cannot tell). The paper's "
+        "own protocol is GT-known Loc at the fixed tau = 0.2; the other two columns choose the "
+        "threshold on the validation split or integrate over it (Choe et al., CVPR 2020).", "",
+    ]
+    header = ["Claim (source)", *(SHORT[k] for k in CLAIM_METRICS)]
+    rows = []
+    for claim in acc.get("claims", []):
+        cells = []
+        for key in CLAIM_METRICS if "top1_clas" not in claim["metrics"] else ["top1_clas"]:
+            m = claim["metrics"].get(key)
+            if m is None:
+                cells.append("–")
+            elif "best" in m:
+                cells.append(f"best: {m['best']} ({m['best_mean']:.1f}) — **{m['verdict']}**")
+            else:
+                cells.append(f"{signed(m)} **{m['verdict']}**")
+        if "top1_clas" in claim["metrics"]:
+            cells = [f"Top-1 Clas {cells[0]}", "", ""]
+        rows.append([f"{claim['claim']} ({claim['source']})", *cells])
+    cost = results.get("cost", {}).get("devices", {})
+    for name, entry in cost.items():
+        target = entry["target_ratio"]
+        parts = []
+        for row in entry["backbones"]:
+            r = row["ratio"].get("dgdm")
+            if r:
+                ok = "holds" if r["median"] < target else "not met"
+                parts.append(f"{row['arch']}{' AMP' if row['amp'] else ''} x{r['median']:.3f} **{ok}**")
+        rows.append([f"No computation overhead: DGDM / backbone step time < {target} on {name} "
+                     f"({entry['device']})", "; ".join(parts), "", ""])
+    lines.append(_table(header, rows))
+    lines.append("")
+    lines += _plain_words(acc)
+    return lines
+
+
+def _plain_words(acc: dict[str, Any]) -> list[str]:
+    """The verdicts above in sentences, generated from the same numbers."""
+    out = ["In plain words:", ""]
+    for claim in acc.get("claims", []):
+        m = claim["metrics"]
+        if "top1_clas" in m:
+            out.append(f"- {claim['claim']}: **{m['top1_clas']['verdict']}** (difference {signed(m['top1_clas'])}).")
+            continue
+        paper = m.get("gt_known_loc@0.2")
+        fair = m.get("gt_known_loc@tau_val")
+        if paper is None:
+            continue
+        if "best" in paper:
+            out.append(f"- {claim['claim']}: at tau 0.2 the best row is {paper['best']} ({paper['verdict']}); "
+                       f"at the val-chosen tau it is {fair['best'] if fair else '–'}.")
+        else:
+            out.append(f"- {claim['claim']}: **{paper['verdict']}** under the paper's protocol (tau 0.2, "
+                       f"{signed(paper)}); with the threshold chosen on val: **{fair['verdict'] if fair else '–'}** "
+                       f"({signed(fair) if fair else '–'}).")
+    out.append("")
+    return out
+
+
+def _accuracy_section(acc: dict[str, Any], doc_dir: Path) -> list[str]:
+    sched = acc["plan"]["schedule"]
+    training = acc.get("training", {})
+    lines = [
+        "## Accuracy on beetles (small CPU network)", "",
+        f"Seeds {', '.join(map(str, acc['plan']['seeds']))}; classroom schedule: {sched['epochs']} epochs on "
+        f"{sched['train_size']} training images (AdamW lr 2e-3 one-cycle, batch 64, flips); the threshold tau "
+        f"is chosen on the {sched['val_size']} validation images (maximising GT-known Loc) and every number "
+        f"is on the {sched['test_size']} test images. Cells: mean ± sd [95% t interval] over seeds, in percent. "
+        f"{len(acc['runs'])} distinct runs. Training time of a run as recorded when it was trained: median "
+        f"{_seconds(training.get('median_train_s'))}, all runs together {_minutes(training.get('sum_train_s'))}.", "",
+        _provenance(acc["meta"], f"{training.get('trained_now', '?')} runs trained (the others read from the cache)",
+                    show_jobs=True), "",
+    ]
+    tables = acc["tables"]
+    titles = {
+        "methods": ("### Methods (pattern contrast 0.09)",
+                    "CAM, ADL, the paper's ablation rows (stage 1; stage 1+2; + CAGD = DGDM) and the random-block "
+                    "control (torchvision DropBlock, block 3, p = 0.1, same drop_rate 0.75)."),
+        "block_size": ("### Block size (SAGD stage 1)",
+                       "The block grown around each dropped position. The paper's best on 14x14 VGG maps is 2 for "
+                       "stage 1; our maps are 16x16, where \"adaptive\" = ceil(16/7) = 3 coincides with block 3, so "
+                       "those rows are the same runs."),
+        "beta": ("### CAGD threshold beta (DGDM)",
+                 "Channels with |S_c| >= beta * min_c |S_c| are always kept; the others are dropped with "
+                 "probability alpha = 0.5. See \"CAGD at work\" below for how many channels the rule leaves droppable."),
+        "contrast": ("### Pattern contrast (how strong the body's texture cue is)",
+                     "0.09 is the book's default (the rows above); 0.06 makes the head an even stronger shortcut, "
+                     "0.12 gives the body a usable cue."),
+    }
+    for group, (title, text) in titles.items():
+        if group not in tables:
+            continue
+        lines += [title, "", text, "", accuracy_table(tables[group], show_note=group in ("block_size", "beta")), ""]
+        fig = acc.get("figures", {}).get(group)
+        if fig:
+            lines += [f"![{group}]({fig})", ""]
+    cams = acc.get("figures", {}).get("cams")
+    if cams:
+        lines += ["### What the maps look like (seed 0, first test images)", "",
+                  "GT-class CAMs over the image; GT boxes red, boxes at tau = 0.2 green (the paper's Fig. 5 style).", "",
+                  f"![cams]({cams})", ""]
+    activity = acc.get("cagd_activity")
+    if activity:
+        lines += ["### CAGD at work", "",
+                  f"On the trained seed-0 DGDM network ({activity['images']} validation images, eval mode), the "
+                  "share of channels CAGD may drop (|S_c| < beta * min_c |S_c|) at each insertion point, and the "
+                  "share of images whose weakest channel has S_c = 0 (then the beta rule drops nothing: SPEC 3's "
+                  "\"reading chosen\"; `keep_ratio` is the alternative).", ""]
+        betas = list(next(iter(activity["positions"].values()))["droppable_share"])
+        rows = [[pos, str(v["channels"]), f"{v['dead_min_share']:.0f}%",
+                 *(f"{v['droppable_share'][b]:.1f}%" for b in betas)] for pos, v in activity["positions"].items()]
+        lines += [_table(["Position", "C", "images with min S_c = 0", *(f"droppable, beta {b}" for b in betas)], rows), ""]
+    return lines
+
+
+def _cost_section(cost: dict[str, Any]) -> list[str]:
+    lines = ["## Cost: training-step time", "", _provenance(cost.get("meta")), "",
+             "One training step = forward, cross-entropy, backward (no optimiser step), channels-last, on random "
+             "inputs. Variants of a comparison are timed in the same process, interleaved (every repetition runs "
+             "each variant once, in a rotated order); the ratio to the plain backbone is taken within a "
+             "repetition. Median [first quartile, third quartile] over repetitions.", ""]
+    if "cuda" not in cost.get("devices", {}):
+        lines += ["**No GPU was available for this run**: the table has CPU rows only. Run `make bench` on a "
+                  "machine with CUDA to add GPU rows (with AMP).", ""]
+    for name, entry in cost.get("devices", {}).items():
+        mods = entry["modules"]
+        lines += [f"### {name}: {entry['device']}", "",
+                  f"Modules alone, forward + backward on a rectified random F of shape ({', '.join(map(str, mods['shape']))}), "
+                  f"{mods['reps']} repetitions:", ""]
+        rows = [[n, f"{m['median']:.2f} [{m['q25']:.2f}, {m['q75']:.2f}]"] for n, m in mods["ms"].items()]
+        lines += [_table(["Module", "ms"], rows), ""]
+        rows = []
+        for row in entry["backbones"]:
+            for method, ms in row["ms"].items():
+                r = row["ratio"].get(method)
+                ratio = f"{r['median']:.3f} [{r['q25']:.3f}, {r['q75']:.3f}]" if r else "1 (reference)"
+                flag = ""
+                if r and method == "dgdm":
+                    flag = "below target" if r["median"] < entry["target_ratio"] else "**above target**"
+                rows.append([f"{row['arch']} {row['input']}px x{row['batch']}{' AMP' if row['amp'] else ''}",
+                             method, ", ".join(row["positions"][method]) or "–",
+                             f"{ms['median']:.1f} [{ms['q25']:.1f}, {ms['q75']:.1f}]", ratio, flag])
+        lines += [f"Backbones ({row['reps']} repetitions each; target for DGDM: ratio < {entry['target_ratio']}):", "",
+                  _table(["Backbone", "Method", "Insertion points", "ms / step", "ratio to CAM", "DGDM target"], rows), ""]
+    return lines
+
+
+def _book_section(book: dict[str, Any]) -> list[str]:
+    lines = ["## Book cost", "", _provenance(book.get("meta")), ""]
+    data = book.get("dataset")
+    if data:
+        parts = ", ".join(f"{s} {data['sizes'][s]} images {t:.2f} s" for s, t in data["seconds"].items())
+        lines += [f"Generating the beetles splits at the default parameters (in memory, this machine): {parts}; "
+                  f"total {data['total_s']:.1f} s (SPEC target: seconds; cached afterwards).", ""]
+    nbs = book.get("notebooks", {})
+    if nbs:
+        names = sorted({n for mode in nbs.values() for n in mode["notebooks"]})
+        header = ["Notebook", *(f"{m} (budget {nbs[m]['budget_s']:.0f} s)" for m in nbs)]
+        rows, sources = [], {}
+        for name in names:
+            cells = []
+            for mode, data_mode in nbs.items():
+                row = data_mode["notebooks"].get(name, {})
+                src = sources.setdefault(row.get("source", "–"), f"({len(sources) + 1})")
+                sec = row.get("seconds")
+                text = "–" if sec is None else f"{sec:.0f} s"
+                if row.get("error"):
+                    text += " FAILED"
+                if row.get("stale"):
+                    text += " (notebook edited since)"
+                cells.append(f"{text} {src}")
+            rows.append([name, *cells])
+        lines += [_table(header, rows), "", "Where each time comes from:", ""]
+        lines += [f"- {mark} {src}" for src, mark in sources.items()]
+        lines += ["", "Times are wall-clock on the machine above, with whatever else was running (see its load); "
+                  "classroom notebooks reuse models the accuracy section or earlier chapters cached.", ""]
+    return lines
+
+
+def render(results: dict[str, Any], doc_dir: Path) -> str:
+    """The whole page."""
+    machine, versions = results["machine"], results["versions"]
+    git = results.get("git", {})
+    lines = [
+        "# Benchmark results", "",
+        "Generated by `benchmarks/run.py` (`make bench`); do not edit by hand: the numbers come from "
+        "`docs/results.json`, written by the same run.", "",
+        f"- Command: `{results['command']}`",
+        f"- Date: {results['generated']} (sections run then: {', '.join(results['sections_run'])})",
+        f"- Code: commit {git.get('commit')}{' with uncommitted changes' if git.get('dirty') else ''}",
+        f"- Machine: {machine['cpu_model']}, nproc {machine['nproc']} ({machine['usable_cores']} usable), "
+        f"{machine['memory_gib']} GiB, {machine['os']}, torch threads {machine['torch_threads']}; "
+        f"GPU: {machine['gpu'] or 'none (no CUDA device: CPU rows only)'}",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        f"- Seeds: {', '.join(map(str, results['accuracy']['plan']['seeds'])) if 'accuracy' in results else '–'} "
+        "(training); cost inputs are drawn with seed 0",
+        "- Each section below says which command produced it, when, and under what load.",
+        "",
+    ]
+    if results.get("tiny"):
+        lines += ["> **Smoke-test configuration (`--tiny`)**: 1 epoch on 192 images, tiny cost cases. These numbers "
+                  "only show that the pipeline runs; they say nothing about the methods.", ""]
+    lines += _claims_section(results)
+    if "accuracy" in results:
+        lines += _accuracy_section(results["accuracy"], doc_dir)
+    if "cost" in results:
+        lines += _cost_section(results["cost"])
+    if "book" in results:
+        lines += _book_section(results["book"])
+    lines += [
+        "## Protocol notes", "",
+        "- The paper (Yin et al., ICPR 2020) reports GT-known Loc at a fixed tau = 0.2 on the test split. "
+        "Here every table also gives the train-fullsup protocol of Choe et al. (CVPR 2020): tau chosen on a "
+        "held-out validation split, then applied to test, plus the threshold-free MaxBoxAccV2 and PxAP.",
+        "- Beetles (SPEC 8) is a procedural dataset built to show the WSOL phenomenon on a CPU: the head alone "
+        "identifies the class. Results here test the *direction* of the paper's claims, not its CUB / ILSVRC numbers.",
+        "- Sources of randomness per run: the seed sets the initialisation, batch order, flips and the modules' "
+        "draws; the dataset itself is fixed (base seed 0).",
+        "",
+    ]
+    return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def nan_to_none(obj: Any) -> Any:
+    """JSON has no NaN: replace it by null, recursively."""
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [nan_to_none(v) for v in obj]
+    return obj
