@@ -21,10 +21,11 @@ def book_notebooks(folder: Path | None = None) -> list[Path]:
     return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
 
 
-def execute_notebook(path: Path, out_dir: Path, timeout_s: int = 3600) -> float:
+def execute_notebook(path: Path, out_dir: Path, timeout_s: int = 900) -> float:
     """Run one notebook top to bottom in its own folder; write the executed copy and its HTML page.
 
     Returns the wall time in seconds. A failing cell raises, after the partial notebook is saved.
+    ``timeout_s`` bounds each cell: no cell of the book needs more than a few minutes on a CPU.
     """
     import nbformat
     from nbclient import NotebookClient

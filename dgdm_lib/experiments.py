@@ -85,8 +85,10 @@ class BeetleRun:
         """Everything that determines the trained weights (the cache key), plus the mode."""
         from dgdm_lib.data import GENERATOR_VERSION
 
+        # The thread count is part of the key: CPU kernels sum in a different order with another
+        # count, and training amplifies those rounding differences into different weights.
         return {**dataclasses.asdict(self), "generator_version": GENERATOR_VERSION, "mode": mode_name(),
-                "recipe": "adamw-2e-3-onecycle-b64-flip"}
+                "recipe": "adamw-2e-3-onecycle-b64-flip", "torch_threads": torch.get_num_threads()}
 
     def key(self) -> str:
         return f"{self.method}-s{self.seed}-{config_hash(self.config())[:10]}"
