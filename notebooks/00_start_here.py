@@ -43,7 +43,7 @@
 
 # %%
 import dgdm_lib
-from dgdm_lib.config import get_device, mode_name, quick_mode
+from dgdm_lib.config import get_device, mode_name
 
 print(dgdm_lib.env_report())
 assert mode_name() in {"quick", "classroom"}

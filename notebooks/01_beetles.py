@@ -25,7 +25,6 @@
 # A classifier will happily look at the head only. A localizer should box the whole beetle.
 
 # %%
-import numpy as np
 from IPython.display import display
 
 import dgdm_lib
