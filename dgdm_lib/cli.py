@@ -135,9 +135,9 @@ def _add_train_options(p: argparse.ArgumentParser, multi: bool) -> None:
                    help="after training, re-estimate BatchNorm statistics with the attention modules off")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: DGDM_DEVICE, else cuda if available)")
     g.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice). On CPUs shared with other jobs, set "
-                        "OMP_WAIT_POLICY=PASSIVE in the environment or use --threads 1: spinning OpenMP threads "
-                        "made training 3-10x slower in our measurements")
+                   help="torch CPU threads (default: torch's choice). 'python -m dgdm_lib' runs with "
+                        "OMP_WAIT_POLICY=PASSIVE unless you set it: spinning OpenMP threads made training 3-10x "
+                        "slower on CPUs shared with other jobs")
     g.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt with the same settings")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     g.add_argument("--tau", type=float, default=0.2, help="the paper's fixed CAM threshold, also reported (default: %(default)s)")
