@@ -404,6 +404,10 @@ def comparison_figure(camsets: Mapping[str, CamSet], n: int = 8, tau: float = 0.
             ax.set_title(f"{name} IoU={iou:.2f} p={int(camset.predictions[j])}", fontsize=7)
     for ax in axes.flat:
         ax.set_axis_off()
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    fig.colorbar(ScalarMappable(Normalize(0, 1), CMAP), ax=list(axes[1:].flat), fraction=0.015, pad=0.01, label="CAM")
     fig.suptitle(title or f"GT-class CAMs: GT boxes red, boxes at tau={tau:g} green", fontsize=9)
     return fig
 
