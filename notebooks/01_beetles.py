@@ -101,7 +101,7 @@ display(view)
 # without the widget: generating eight beetles and drawing them.
 
 # %%
-check_redraw(contrast_view, contrast=0.12, seed=3)
+check_redraw(contrast_view, contrast=0.12, seed=3);
 
 # %% [markdown]
 # ## Context: a cue outside the object

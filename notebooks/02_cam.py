@@ -134,7 +134,7 @@ view = slider_view(lambda index, tau: cam_threshold_view(camset, index, tau),
 display(view)
 
 # %%
-check_redraw(lambda index, tau: cam_threshold_view(camset, index, tau), index=3, tau=0.35)
+check_redraw(lambda index, tau: cam_threshold_view(camset, index, tau), index=3, tau=0.35);
 
 # %% [markdown]
 # ## Summary

@@ -84,7 +84,7 @@ view = slider_view(draw, index=int_slider("image", 0, 0, len(pictures) - 1),
 display(view)
 
 # %%
-check_redraw(draw, index=2, gamma=0.6, drop_rate=0.5)
+check_redraw(draw, index=2, gamma=0.6, drop_rate=0.5);
 
 # %% [markdown]
 # ## Train with ADL

@@ -277,7 +277,7 @@ display(view)
 # One redraw must stay under the book's budget of 200 ms on a CPU:
 
 # %%
-check_redraw(draw_cagd, beta=3.0, alpha=0.5, keep_ratio=0.5, seed=1, image=1)
+check_redraw(draw_cagd, beta=3.0, alpha=0.5, keep_ratio=0.5, seed=1, image=1);
 
 # %% [markdown]
 # ## Summary

@@ -223,7 +223,7 @@ display(view)
 # One redraw must stay under the book's budget of 200 ms on a CPU:
 
 # %%
-check_redraw(sagd_view, features=F5[:4], images=pictures[:4], delta_l=0.05, delta_h=0.7, block_size=2)
+check_redraw(sagd_view, features=F5[:4], images=pictures[:4], delta_l=0.05, delta_h=0.7, block_size=2);
 
 # %% [markdown]
 # ## Measure it: aimed blocks against random blocks

@@ -277,7 +277,7 @@ view = slider_view(draw_boxes_at, tau=float_slider("tau", 0.2, 0.0, 0.95, 0.01),
 display(view)
 
 # %%
-check_redraw(draw_boxes_at, tau=0.35, start=3)
+check_redraw(draw_boxes_at, tau=0.35, start=3);
 
 # %% [markdown]
 # ## Summary

@@ -148,7 +148,7 @@ view = slider_view(draw_threshold, tau=float_slider("tau", 0.2, 0.0, 0.95, 0.01)
 display(view)
 
 # %%
-check_redraw(draw_threshold, tau=0.3, start=4)
+check_redraw(draw_threshold, tau=0.3, start=4);
 
 # %% [markdown]
 # How wide is the range of good thresholds? Below, for each method, the `tau`s at which its
