@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -26,15 +27,26 @@ def _mtime(path: Path) -> str:
     return _dt.datetime.fromtimestamp(path.stat().st_mtime).astimezone().isoformat(timespec="seconds")
 
 
-def read_times(path: Path, mode: str) -> dict[str, float] | None:
-    """``{notebook name: seconds}`` from a ``book_times.json`` of ``mode``, or None."""
+def read_times(path: Path, mode: str) -> tuple[dict[str, float], dict[str, str]] | None:
+    """``({notebook name: seconds}, {notebook name: error})`` from a ``book_times.json`` of ``mode``,
+    or None when the file is missing, unreadable or of another mode."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     if data.get("mode") != mode or not isinstance(data.get("seconds"), dict):
         return None
-    return {str(k): float(v) for k, v in data["seconds"].items()}
+    errors = data.get("errors") if isinstance(data.get("errors"), dict) else {}
+    return {str(k): float(v) for k, v in data["seconds"].items()}, {str(k): str(v) for k, v in errors.items()}
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _error_line(error: BaseException) -> str:
+    """The exception's last line, without terminal colour codes, at most 200 characters."""
+    text = _ANSI.sub("", str(error)).strip()
+    return f"{type(error).__name__}: {text.splitlines()[-1][:200] if text else ''}"
 
 
 @contextmanager
@@ -66,7 +78,7 @@ def execute(notebooks: Sequence[Path], mode: str, out_dir: Path, log: Callable[[
                 execute_notebook(nb, out_dir)
                 times[nb.name] = round(time.perf_counter() - began, 1)
             except Exception as error:  # a failing chapter is reported, the benchmark goes on
-                errors[nb.name] = f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:200] if str(error).strip() else ''}"
+                errors[nb.name] = _error_line(error)
                 times[nb.name] = round(time.perf_counter() - began, 1)
             log(f"[book] {mode}: {nb.name} {times[nb.name]:.1f} s{' (FAILED)' if nb.name in errors else ''}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -93,12 +105,15 @@ def notebook_times(
         rows: dict[str, dict[str, Any]] = {}
         if source != "run":
             for path in (build_dir / "book_times.json", build_dir / "bench_book" / mode / "book_times.json"):
-                times = read_times(path, mode)
+                found = read_times(path, mode)
+                if found is None:
+                    continue
+                times, errors = found
                 for nb in notebooks:
-                    if times and nb.name in times and nb.name not in rows:
+                    if nb.name in times and nb.name not in rows:
                         stale = nb.stat().st_mtime > path.stat().st_mtime
                         rows[nb.name] = {"seconds": times[nb.name], "source": f"{path} ({_mtime(path)})",
-                                         "stale": stale}
+                                         "stale": stale, "error": _ANSI.sub("", errors.get(nb.name, "")) or None}
         missing = [nb for nb in notebooks if nb.name not in rows]
         if missing and source in ("auto", "run"):
             ran = execute(missing, mode, build_dir / "bench_book" / mode, log)

@@ -172,7 +172,7 @@ def time_backbone(case: BackboneCase, device: torch.device, methods: Sequence[st
 def run_cost(
     devices: Sequence[str] | None = None,
     backbones: dict[str, Sequence[BackboneCase]] | None = None,
-    module_reps: int = 15,
+    module_reps: int = 30,
     module_shape: Sequence[int] = MODULE_SHAPE,
     backbone_reps: dict[str, int] | None = None,
     log: Callable[[str], None] = print,
@@ -183,11 +183,13 @@ def run_cost(
     if devices is None:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     backbones = backbones or {"cpu": CPU_BACKBONES, "cuda": CUDA_BACKBONES}
-    backbone_reps = backbone_reps or {"small": 20, "vgg16": 8, "resnet50": 8}
+    backbone_reps = backbone_reps or {"small": 40, "vgg16": 10, "resnet50": 10}
     out: dict[str, Any] = {"devices": {}}
     for name in devices:
         device = torch.device(name)
-        label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+        threads = torch.get_num_threads()
+        label = (torch.cuda.get_device_name(device) if device.type == "cuda"
+                 else f"CPU, {threads} torch thread{'s' if threads != 1 else ''}")
         entry: dict[str, Any] = {"device": label, "threads": torch.get_num_threads(), "load_before": load_average()}
         began = time.perf_counter()
         log(f"[cost] {name}: modules alone on {tuple(module_shape)} ...")

@@ -65,7 +65,7 @@ def methods_figure(entries: list[dict[str, Any]], path: Path) -> Path:
     from matplotlib.figure import Figure
 
     keys = ["gt_known_loc@0.2", "gt_known_loc@tau_val", "maxboxacc_v2", "pxap"]
-    fig = Figure(figsize=(8.5, 3.4), dpi=FIG_DPI, layout="constrained")
+    fig = Figure(figsize=(8.5, 3.7), dpi=FIG_DPI, layout="constrained")
     ax = fig.subplots()
     width = 0.8 / len(entries)
     colours = ["#7f7f7f", "#1f77b4", "#2ca02c", "#98df8a", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
@@ -82,8 +82,8 @@ def methods_figure(entries: list[dict[str, Any]], path: Path) -> Path:
     ax.set_xticks(np.arange(len(keys)), [SHORT.get(k, k) for k in keys])
     ax.set_ylabel("percent (test split)")
     ax.set_ylim(0, 100)
-    ax.set_title("Beetles, small CPU network: mean over seeds, 95% interval, dots = seeds")
-    ax.legend(fontsize=7, ncols=3, loc="upper left")
+    ax.set_title("Beetles, small CPU network: mean over seeds, 95% interval, dots = seeds", fontsize=10)
+    fig.legend(fontsize=7, ncols=len(entries), loc="outside lower center")
     fig.savefig(path)
     return path
 
@@ -190,6 +190,15 @@ def _claims_section(results: dict[str, Any]) -> list[str]:
     lines.append(_table(header, rows))
     lines.append("")
     lines += _plain_words(acc)
+    for name, entry in cost.items():
+        worst = max((row for row in entry["backbones"] if "dgdm" in row["ratio"]),
+                    key=lambda row: row["ratio"]["dgdm"]["median"], default=None)
+        if worst is not None:
+            r = worst["ratio"]["dgdm"]
+            verdict = "holds" if r["median"] < entry["target_ratio"] else "does not hold"
+            lines.insert(len(lines) - 1, f"- No computation overhead on {name} ({entry['device']}): **{verdict}**; the "
+                         f"largest DGDM / CAM step-time ratio is x{r['median']:.3f} (quartiles {r['q25']:.3f}-"
+                         f"{r['q75']:.3f}) on {worst['arch']}, against the target {entry['target_ratio']}.")
     return lines
 
 
@@ -230,6 +239,14 @@ def _accuracy_section(acc: dict[str, Any], doc_dir: Path) -> list[str]:
         _provenance(acc["meta"], f"{training.get('trained_now', '?')} runs trained (the others read from the cache)",
                     show_jobs=True), "",
     ]
+    trained_by = [h for h in acc.get("history", []) if h.get("trained_now")]
+    if trained_by:
+        lines += ["Invocations that trained these runs (runs already in the data folder's cache, e.g. trained by "
+                  "the notebooks with the same settings, were reused):", ""]
+        lines += [f"- `{h['command']}` on {h['started']}: {h['trained_now']} runs in {_minutes(h.get('seconds'))}, "
+                  f"torch threads {h.get('threads') or 'default'}, {h.get('jobs') or 1} at a time; load average "
+                  f"{_fmt_load(h.get('load_before'))} before, {_fmt_load(h.get('load_after'))} after" for h in trained_by]
+        lines.append("")
     tables = acc["tables"]
     titles = {
         "methods": ("### Methods (pattern contrast 0.09)",
@@ -256,7 +273,8 @@ def _accuracy_section(acc: dict[str, Any], doc_dir: Path) -> list[str]:
     cams = acc.get("figures", {}).get("cams")
     if cams:
         lines += ["### What the maps look like (seed 0, first test images)", "",
-                  "GT-class CAMs over the image; GT boxes red, boxes at tau = 0.2 green (the paper's Fig. 5 style).", "",
+                  "GT-class CAMs over the image (CAM, ADL, SAGD stage 1, stage 1+2, DGDM); GT boxes red, boxes at "
+                  "tau = 0.2 green (the paper's Fig. 5 style); each title gives the IoU and the predicted class.", "",
                   f"![cams]({cams})", ""]
     activity = acc.get("cagd_activity")
     if activity:
@@ -323,6 +341,8 @@ def _book_section(book: dict[str, Any]) -> list[str]:
                 src = sources.setdefault(row.get("source", "–"), f"({len(sources) + 1})")
                 sec = row.get("seconds")
                 text = "–" if sec is None else f"{sec:.0f} s"
+                if sec is not None and sec > data_mode["budget_s"]:
+                    text += " **over budget**"
                 if row.get("error"):
                     text += " FAILED"
                 if row.get("stale"):
@@ -331,6 +351,11 @@ def _book_section(book: dict[str, Any]) -> list[str]:
             rows.append([name, *cells])
         lines += [_table(header, rows), "", "Where each time comes from:", ""]
         lines += [f"- {mark} {src}" for src, mark in sources.items()]
+        failures = [(mode, name, row["error"]) for mode, data_mode in nbs.items()
+                    for name, row in data_mode["notebooks"].items() if row.get("error")]
+        if failures:
+            lines += ["", "Notebooks that failed (their time is up to the failing cell):", ""]
+            lines += [f"- {name} ({mode}): `{error}`" for mode, name, error in failures]
         lines += ["", "Times are wall-clock on the machine above, with whatever else was running (see its load); "
                   "classroom notebooks reuse models the accuracy section or earlier chapters cached.", ""]
     return lines

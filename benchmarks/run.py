@@ -25,18 +25,22 @@ every run again and regenerates the dataset. The benchmark always runs in classr
 ``DGDM_QUICK`` or ``CI`` say. Useful variants::
 
     python benchmarks/run.py --resume                 # continue an interrupted run (keeps build/bench_data)
-    python benchmarks/run.py --data data --resume     # use (and fill) the book's own cache in data/
+    python benchmarks/run.py --data data --resume --jobs 1   # use (and fill) the notebooks' cache in data/
     python benchmarks/run.py --only cost              # one section; the others stay as they are in results.json
     python benchmarks/run.py --report-only            # re-render results.md from results.json
     python benchmarks/run.py --tiny --out /tmp/bench  # a seconds-long smoke run of the whole pipeline
+
+A run's cache key (``BeetleRun.key()``) includes the torch thread count, so runs are shared with the
+notebooks only when trained with the notebooks' count: ``--jobs 1`` and no ``--threads``.
 
 Budget (2 cores): the accuracy section trains 57 runs, two at a time with one torch thread each
 (``--jobs``/``--threads``; ~25 s a run with two threads on idle cores, so under 25 min in all);
 cost takes about 3 min; book a few seconds when ``make book`` has written its times. Executing the
 notebooks instead costs up to their budgets (90 s each in quick mode, 3 min each in classroom
 mode): run ``make book`` first, or pass ``--book-source files``, to stay within 30 min.
-On a shared machine, use ``--threads 1``: two torch threads that wait for each other while other
-processes hold the cores were measured 7x slower than one (300 ms vs 2 s a step of the small net).
+The benchmark sets ``OMP_WAIT_POLICY=PASSIVE`` unless it is set: on 2 cores shared with other jobs
+(load average ~4), a step of the small net took 1.7 s with two spinning OpenMP threads, 150 ms with
+two passive ones and 140 ms with one thread.
 """
 
 from __future__ import annotations
@@ -51,6 +55,11 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+# Spinning OpenMP threads made training 3-10x slower on cores shared with other jobs; the policy is
+# read when torch loads OpenMP, so it is set before anything imports torch (workers and notebook
+# kernels inherit it). Set the variable yourself to opt out.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -113,6 +122,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -168,6 +183,23 @@ def tiny_schedule():
 # Sections
 # --------------------------------------------------------------------------------------------
 def section_accuracy(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
+    """Train / read every run, then tables, claims, figures. With ``--jobs`` > 1 the main process
+    takes the workers' thread count meanwhile: ``BeetleRun.key()`` includes it, so both sides must
+    name the same cache entries."""
+    import torch
+
+    before = torch.get_num_threads()
+    if args.jobs > 1:
+        torch.set_num_threads(args.worker_threads)
+    try:
+        return _accuracy(args, out_dir)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _accuracy(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
+    import torch
+
     from benchmarks import accuracy, report
     from benchmarks.environment import load_average
     from dgdm_lib.experiments import CLASSROOM
@@ -181,6 +213,7 @@ def section_accuracy(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
         f"(~{len(plan.runs) * 25 / 60:.0f} min); load average now {load_average()}")
     results = accuracy.run_plan(plan, default_seconds=2.0 if args.tiny else 30.0, log=log, jobs=args.jobs,
                                 threads=args.worker_threads)
+    out_threads = torch.get_num_threads()
     tables = accuracy.tables(plan, results)
     out: dict[str, Any] = {
         "plan": {"seeds": list(plan.seeds), "schedule": dataclasses.asdict(schedule),
@@ -202,7 +235,7 @@ def section_accuracy(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
     if "contrast" in tables:
         out["figures"]["contrast"] = rel(report.contrast_figure(tables["contrast"], figures / "bench_contrast.png"))
     seed0 = [r for r in plan.runs if r.seed == plan.seeds[0] and r.pattern_contrast == accuracy.DEFAULT_CONTRAST
-             and not r.module_kwargs and r.method in ("cam", "adl", "sagd", "dgdm")]
+             and not r.module_kwargs and r.method in ("cam", "adl", "sagd", "sagd12", "dgdm")]
     if seed0:
         out["figures"]["cams"] = rel(cams_figure(seed0, figures / "bench_cams.png"))
     dgdm0 = next((r for r in seed0 if r.method == "dgdm"), None)
@@ -210,6 +243,7 @@ def section_accuracy(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
         out["cagd_activity"] = accuracy.cagd_activity(dgdm0)
     trained = [m["train_seconds"] for m in results.values() if m.get("train_seconds")]
     out["training"] = {
+        "torch_threads": out_threads,
         "median_train_s": statistics.median(trained) if trained else None,
         "sum_train_s": sum(trained) if trained else None,
         "trained_now": sum(1 for m in results.values() if m["bench_seconds"] > 0),
@@ -232,11 +266,12 @@ def save_small_png(fig: Any, path: Path, dpi: int = 70, colors: int = 128) -> Pa
 
 
 def cams_figure(runs: list, path: Path, n: int = 6) -> Path:
-    """Seed-0 CAMs of CAM / ADL / SAGD / DGDM on the first ``n`` test images (GT red, tau-0.2 boxes green)."""
+    """Seed-0 CAMs of CAM / ADL / SAGD stage 1 / stage 1+2 / DGDM on the first ``n`` test images
+    (GT red, tau-0.2 boxes green)."""
     from dgdm_lib.evaluation import collect_cams, comparison_figure
     from dgdm_lib.experiments import beetle_loader, trained_model
 
-    names = {"cam": "CAM", "adl": "ADL", "sagd": "SAGD-1", "dgdm": "DGDM"}
+    names = {"cam": "CAM", "adl": "ADL", "sagd": "SAGD-1", "sagd12": "SAGD-1+2", "dgdm": "DGDM"}
     order = sorted(runs, key=lambda r: list(names).index(r.method))
     camsets = {names[r.method]: collect_cams(trained_model(r, progress=False), beetle_loader(r, "test", size=n),
                                              keep_images=n) for r in order}
@@ -277,6 +312,24 @@ def section_book(args: argparse.Namespace) -> dict[str, Any]:
 def _command(argv: list[str] | None) -> str:
     args = sys.argv[1:] if argv is None else argv
     return " ".join(["python benchmarks/run.py", *args]).strip()
+
+
+def _accuracy_history(json_path: Path, section: dict[str, Any]) -> list[dict[str, Any]]:
+    """The invocations that trained this table's runs: the earlier ones recorded in results.json
+    for the same seeds and schedule (a ``--resume`` re-run reads their runs from the cache), then
+    this one. Lets the page say how long training really took, not how long a re-read took."""
+    keep = ("command", "started", "seconds", "load_before", "load_after", "threads", "jobs", "trained_now")
+    entry = {**{k: section["meta"].get(k) for k in keep}, "trained_now": section["training"]["trained_now"]}
+    history: list[dict[str, Any]] = []
+    try:
+        previous = json.loads(json_path.read_text()).get("accuracy", {})
+    except (OSError, ValueError):
+        previous = {}
+    same_plan = previous.get("plan", {}).get("schedule") == section["plan"]["schedule"] and \
+        set(previous.get("plan", {}).get("seeds", [])) <= set(section["plan"]["seeds"])
+    if same_plan and not section["meta"].get("fresh"):
+        history = [h for h in previous.get("history", []) if h.get("trained_now")]
+    return history + [entry]
 
 
 def write(results: dict[str, Any], out: Path, keep_other_sections: bool = False) -> tuple[Path, Path]:
@@ -335,12 +388,14 @@ def main(argv: list[str] | None = None) -> int:
         if name in args.only:
             meta = {"command": results["command"], "started": environment.now(), "load_before": environment.load_average(),
                     "data_dir": str(data), "fresh": args.fresh, "jobs": args.jobs,
-                    "threads": args.worker_threads if name == "accuracy" and args.jobs > 1 else args.threads,
+                    "threads": args.worker_threads if name == "accuracy" and args.jobs > 1 else torch_threads(),
                     "cores": os.cpu_count()}
             began_section = time.perf_counter()
             results[name] = sections[name]()
             meta.update(seconds=round(time.perf_counter() - began_section, 1), load_after=environment.load_average())
             results[name]["meta"] = meta
+            if name == "accuracy":
+                results[name]["history"] = _accuracy_history(json_path, results[name])
             log(f"[{name}] done in {meta['seconds'] / 60:.1f} min")
             write(results, args.out, keep_other_sections=partial)
     results["total_seconds"] = round(time.perf_counter() - began, 1)
