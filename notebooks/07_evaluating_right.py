@@ -125,7 +125,8 @@ assert chosen["CAM"] < 0.2, "CAM's best threshold is below the paper's 0.2"
 adl_at_02 = results["ADL"]["gt_known_loc@0.2"] - results["CAM"]["gt_known_loc@0.2"]
 adl_v2 = results["ADL"]["maxboxacc_v2"] - results["CAM"]["maxboxacc_v2"]
 print(f"ADL minus CAM: {adl_at_02:+.1f} points of GT-known Loc at tau 0.2, {adl_v2:+.1f} points of MaxBoxAccV2")
-assert adl_at_02 > 10 and adl_v2 < adl_at_02 / 2, "ADL keeps less than half of its lead in MaxBoxAccV2"
+assert adl_at_02 > 0, "ADL leads CAM at tau 0.2 (chapter 03)"
+assert adl_v2 < adl_at_02 / 2, "ADL keeps less than half of its lead in MaxBoxAccV2"
 
 # %% [markdown]
 # ## Threshold sensitivity: the whole curve
