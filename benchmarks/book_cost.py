@@ -82,8 +82,34 @@ def execute(notebooks: Sequence[Path], mode: str, out_dir: Path, log: Callable[[
                 times[nb.name] = round(time.perf_counter() - began, 1)
             log(f"[book] {mode}: {nb.name} {times[nb.name]:.1f} s{' (FAILED)' if nb.name in errors else ''}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "book_times.json").write_text(json.dumps({"mode": mode, "seconds": times, "errors": errors}, indent=1))
+    record = {"mode": mode, "seconds": times, "errors": errors, "load_after": _load(),
+              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
+    (out_dir / "book_times.json").write_text(json.dumps(record, indent=1))
     return {"seconds": times, "errors": errors}
+
+
+def _load() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _describe(path: Path, build_dir: Path) -> str:
+    """Where a times file came from, for the page."""
+    try:
+        shown = path.resolve().relative_to(build_dir.resolve().parent)
+    except ValueError:
+        shown = path
+    who = "an earlier benchmark run" if path.parent.parent.name == "bench_book" else "`make book`"
+    extra = ""
+    try:
+        data = json.loads(path.read_text())
+        if data.get("load_after"):
+            extra = f", load average after {' / '.join(f'{x:.2f}' for x in data['load_after'])}"
+    except (OSError, ValueError):
+        pass
+    return f"executed by {who}: {shown} ({_mtime(path)}{extra})"
 
 
 def notebook_times(
@@ -112,7 +138,7 @@ def notebook_times(
                 for nb in notebooks:
                     if nb.name in times and nb.name not in rows:
                         stale = nb.stat().st_mtime > path.stat().st_mtime
-                        rows[nb.name] = {"seconds": times[nb.name], "source": f"{path} ({_mtime(path)})",
+                        rows[nb.name] = {"seconds": times[nb.name], "source": _describe(path, build_dir),
                                          "stale": stale, "error": _ANSI.sub("", errors.get(nb.name, "")) or None}
         missing = [nb for nb in notebooks if nb.name not in rows]
         if missing and source in ("auto", "run"):

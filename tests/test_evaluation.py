@@ -124,8 +124,10 @@ def test_comparison_figure_shows_the_inputs_and_one_row_per_method() -> None:
     loader = _loader(1, batch=4)
     sets = {m: collect_cams(build_model("small", m, num_classes=4), loader) for m in ("cam", "adl")}
     fig = comparison_figure(sets, n=4)
-    titles = [ax.get_title() for ax in fig.axes]
-    assert len(fig.axes) == 3 * 4
+    panels = [ax for ax in fig.axes if ax.images]  # the colour bar's axes hold no image
+    titles = [ax.get_title() for ax in panels]
+    assert len(panels) == 3 * 4
+    assert len(fig.axes) == 3 * 4 + 1, "one colour bar for the CAM scale"
     assert titles[0].startswith("input") and titles[4].startswith("cam IoU=") and titles[8].startswith("adl IoU=")
     colours = {patch.get_edgecolor()[:3] for ax in fig.axes[4:8] for patch in ax.patches}
     assert (1.0, 0.0, 0.0) in colours and (0.0, 1.0, 0.0) in colours  # GT red, prediction green
