@@ -3,7 +3,7 @@ dataset takes to generate.
 
 Notebook times come from a file when one exists (``build/book_times.json``, written by
 ``make book``, or ``build/bench_book/<mode>/book_times.json``, written by an earlier benchmark),
-otherwise the benchmark executes the notebooks itself (``dgdm_lib.book.execute_notebook``, a fresh
+otherwise the benchmark executes the notebooks itself (``dgdm_lib.book.run_notebooks``, a fresh
 kernel per notebook, with ``DGDM_QUICK`` set for the mode). Every number says where it came from.
 """
 
@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from dgdm_lib.book import run_notebooks, strip_colours
 
 MODES = ("quick", "classroom")
 BUDGET_S = {"quick": 90.0, "classroom": 180.0}
@@ -40,15 +41,6 @@ def read_times(path: Path, mode: str) -> tuple[dict[str, float], dict[str, str]]
     return {str(k): float(v) for k, v in data["seconds"].items()}, {str(k): str(v) for k, v in errors.items()}
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _error_line(error: BaseException) -> str:
-    """The exception's last line, without terminal colour codes, at most 200 characters."""
-    text = _ANSI.sub("", str(error)).strip()
-    return f"{type(error).__name__}: {text.splitlines()[-1][:200] if text else ''}"
-
-
 @contextmanager
 def _environment(**values: str) -> Iterator[None]:
     before = {k: os.environ.get(k) for k in values}
@@ -66,21 +58,8 @@ def _environment(**values: str) -> Iterator[None]:
 def execute(notebooks: Sequence[Path], mode: str, out_dir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Execute ``notebooks`` in ``mode``; ``{name: seconds}`` plus ``{name: error}`` for failures.
     Writes ``out_dir/book_times.json`` for later runs."""
-    from dgdm_lib.book import execute_notebook
-
-    times: dict[str, float] = {}
-    errors: dict[str, str] = {}
     with _environment(DGDM_QUICK="1" if mode == "quick" else "0"):
-        for nb in notebooks:
-            log(f"[book] {mode}: executing {nb.name} ...")
-            began = time.perf_counter()
-            try:
-                execute_notebook(nb, out_dir)
-                times[nb.name] = round(time.perf_counter() - began, 1)
-            except Exception as error:  # a failing chapter is reported, the benchmark goes on
-                errors[nb.name] = _error_line(error)
-                times[nb.name] = round(time.perf_counter() - began, 1)
-            log(f"[book] {mode}: {nb.name} {times[nb.name]:.1f} s{' (FAILED)' if nb.name in errors else ''}")
+        times, errors = run_notebooks(list(notebooks), out_dir, log=lambda line: log(f"{line} [{mode}]"))
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {"mode": mode, "seconds": times, "errors": errors, "load_after": _load(),
               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
@@ -139,7 +118,7 @@ def notebook_times(
                     if nb.name in times and nb.name not in rows:
                         stale = nb.stat().st_mtime > path.stat().st_mtime
                         rows[nb.name] = {"seconds": times[nb.name], "source": _describe(path, build_dir),
-                                         "stale": stale, "error": _ANSI.sub("", errors.get(nb.name, "")) or None}
+                                         "stale": stale, "error": strip_colours(errors.get(nb.name, "")) or None}
         missing = [nb for nb in notebooks if nb.name not in rows]
         if missing and source in ("auto", "run"):
             ran = execute(missing, mode, build_dir / "bench_book" / mode, log)

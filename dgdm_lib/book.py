@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from dgdm_lib.config import mode_name, repo_root
@@ -46,6 +48,26 @@ def execute_notebook(path: Path, out_dir: Path, timeout_s: int = 900) -> float:
     return time.perf_counter() - start
 
 
+def run_notebooks(notebooks: list[Path], out_dir: Path,
+                  log: Callable[[str], None] = print) -> tuple[dict[str, float], dict[str, str]]:
+    """Execute ``notebooks`` in order into ``out_dir``: ``({name: seconds}, {name: error})``.
+
+    A failing chapter is recorded and the run goes on: later chapters train what they need.
+    """
+    times: dict[str, float] = {}
+    failed: dict[str, str] = {}
+    for nb in notebooks:
+        log(f"[book] running {nb.name} ({mode_name()} mode) ...")
+        start = time.perf_counter()
+        try:
+            execute_notebook(nb, out_dir)
+        except Exception as error:  # noqa: BLE001 - a failing cell is the chapter's problem, not the book's
+            failed[nb.name] = error_line(error)
+        times[nb.name] = round(time.perf_counter() - start, 1)
+        log(f"[book] {nb.name}: {times[nb.name]:.1f} s" + (f" FAILED: {failed[nb.name]}" if nb.name in failed else ""))
+    return times, failed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("build"), help="output folder (default build/)")
@@ -54,15 +76,29 @@ def main(argv: list[str] | None = None) -> int:
     notebooks = book_notebooks()
     if args.only:
         notebooks = [nb for nb in notebooks if any(nb.name.startswith(p) for p in args.only)]
-    times: dict[str, float] = {}
-    for nb in notebooks:
-        print(f"[book] running {nb.name} ({mode_name()} mode) ...", flush=True)
-        seconds = execute_notebook(nb, args.out)
-        times[nb.name] = round(seconds, 1)
-        print(f"[book] {nb.name}: {seconds:.1f} s", flush=True)
-    (args.out / "book_times.json").write_text(json.dumps({"mode": mode_name(), "seconds": times}, indent=1))
+    times, failed = run_notebooks(notebooks, args.out)
+    report = {"mode": mode_name(), "seconds": times, "errors": failed}
+    (args.out / "book_times.json").write_text(json.dumps(report, indent=1))
     print(f"[book] wrote {args.out}/notebooks and {args.out}/html; total {sum(times.values()):.0f} s")
+    if failed:
+        print(f"[book] {len(failed)} chapter(s) failed: {', '.join(failed)}; their executed copies show where")
+        return 1
     return 0
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def strip_colours(text: str) -> str:
+    """``text`` without terminal colour codes (nbclient's tracebacks carry them)."""
+    return _ANSI.sub("", text)
+
+
+def error_line(error: BaseException) -> str:
+    """The gist of a cell error, at most 200 characters: nbclient's message ends with the
+    exception's own line."""
+    text = strip_colours(str(error)).strip()
+    return f"{type(error).__name__}: {text.splitlines()[-1][:200] if text else ''}"
 
 
 if __name__ == "__main__":

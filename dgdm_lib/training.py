@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from dgdm_lib.config import data_dir, get_device, mode_name, seed_everything
+from dgdm_lib.config import data_dir, get_device, seed_everything
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -548,12 +548,12 @@ def train_or_load(
 ) -> nn.Module:
     """Return a trained model, training it only when the cache has none for this configuration.
 
-    The cache file is ``<data_dir>/models/<name>.pt``, keyed by a hash of ``config`` plus the run
-    mode (quick/classroom). A missing, unreadable or stale file (different hash) is retrained and
+    The cache file is ``<data_dir>/models/<name>.pt``, keyed by a hash of ``config``, which must
+    hold everything that determines the weights. A missing, unreadable or stale file (different hash) is retrained and
     rewritten atomically. ``build_fn()`` makes a fresh model; ``train_fn(model)`` trains it in
     place (its return value, e.g. a ``TrainResult``, is kept as ``model.train_result``).
     """
-    full = {**dict(config), "mode": config.get("mode", mode_name())}
+    full = dict(config)
     key = config_hash(full)
     path = Path(cache_dir) if cache_dir is not None else data_dir() / "models"
     path = path / f"{name}.pt"

@@ -1,7 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -23,7 +29,7 @@ from IPython.display import display
 import dgdm_lib
 from dgdm_lib.cam import class_activation_maps
 from dgdm_lib.evaluation import cam_figure, evaluate
-from dgdm_lib.experiments import BeetleRun, beetle_loader, schedule, test_camset, trained_model
+from dgdm_lib.experiments import BeetleRun, schedule, test_batch, test_camset, trained_model
 from dgdm_lib.views.cams import box_coverage, cam_threshold_view, coverage_histogram
 from dgdm_lib.widgets import check_redraw, float_slider, int_slider, slider_view
 
@@ -62,7 +68,7 @@ for epoch in (model.train_result or {}).get("history", []):
 # its CAM plus the bias.
 
 # %%
-images, targets = next(iter(beetle_loader(run, "test", batch_size=8)))
+images, targets = test_batch(run, 8)
 labels = targets["label"]
 with torch.no_grad():
     features = model.forward_features(images)  # F: (B, C, h, w)

@@ -1,7 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -23,7 +29,7 @@ from IPython.display import display
 
 import dgdm_lib
 from dgdm_lib.evaluation import comparison_figure, evaluate
-from dgdm_lib.experiments import BeetleRun, beetle_loader, test_camset, trained_model
+from dgdm_lib.experiments import BeetleRun, test_batch, test_camset, trained_model
 from dgdm_lib.modules import ADL
 from dgdm_lib.plotting import to_display_images
 from dgdm_lib.views.adl import adl_view
@@ -59,7 +65,7 @@ assert not torch.equal(adl.train()(features), features), "and changes F while tr
 # %%
 cam_run = BeetleRun.of("cam", seed=0)
 cam_model = trained_model(cam_run)
-images, targets = next(iter(beetle_loader(cam_run, "test", batch_size=16)))
+images, targets = test_batch(cam_run, 16)
 with torch.no_grad():
     test_features = cam_model.forward_features(images)
 pictures = to_display_images(images, normalized=True)

@@ -1,7 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -35,7 +41,7 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from dgdm_lib.experiments import BeetleRun, beetle_loader, trained_model
+from dgdm_lib.experiments import BeetleRun, test_batch, trained_model
 from dgdm_lib.modules import CAGD, cagd_channel_mask
 from dgdm_lib.plotting import to_display_images
 from dgdm_lib.views.attention import (
@@ -56,7 +62,7 @@ from dgdm_lib.widgets import (
 
 run = BeetleRun.of("cam")
 model = trained_model(run)
-images, targets = next(iter(beetle_loader(run, "test", batch_size=200)))
+images, targets = test_batch(run, 200)
 labels, masks = targets["label"], targets["mask"]
 features = features_at_positions(model, images)
 F4, F5 = features["block4"], features["block5"]

@@ -1,7 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -38,10 +44,10 @@ from IPython.display import display
 from dgdm_lib.evaluation import comparison_figure
 from dgdm_lib.experiments import (
     BeetleRun,
-    beetle_loader,
     format_table,
     measure_many,
     summarize,
+    test_batch,
     test_camset,
     trained_model,
 )
@@ -67,7 +73,7 @@ from dgdm_lib.widgets import (
 
 cam_run = BeetleRun.of("cam")
 model = trained_model(cam_run)
-images, targets = next(iter(beetle_loader(cam_run, "test", batch_size=200)))
+images, targets = test_batch(cam_run, 200)
 features = features_at_positions(model, images)
 F4, F5 = features["block4"], features["block5"]
 pictures = np.stack(to_display_images(images[:6], normalized=True))

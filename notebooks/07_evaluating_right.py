@@ -1,7 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -85,7 +91,7 @@ results = {name: measure(run) for name, run in RUNS.items()}
 camsets = {name: test_camset(run) for name, run in RUNS.items()}
 curves = method_curves(camsets)
 chosen = {name: r["tau_val"] for name, r in results.items()}
-print(f"mode {mode_name()}, seed 0, {len(camsets['CAM'])} test images; tau chosen on val:", chosen)
+print(f"mode {mode_name()}, seed {RUNS['CAM'].seed}, {len(camsets['CAM'])} test images; tau chosen on val:", chosen)
 
 # %% [markdown]
 # ## One table, two protocols
@@ -155,7 +161,10 @@ check_redraw(draw_threshold, tau=0.3, start=4);
 # How wide is the range of good thresholds? Below, for each method, the `tau`s at which its
 # GT-known Loc stays within 5 points of its own maximum. A narrow range means the reported number
 # depends on a threshold the method did not learn; the protocol of Choe et al. sidesteps this by
-# reading the maximum (or the threshold chosen on validation).
+# reading the maximum (or the threshold chosen on validation). In our runs CAM, whose map is a
+# sharp peak on the head, stayed near its best over only 3 or 4 of the 100 `tau`s (seeds 0, 1, 2);
+# SAGD stage 1 over 6 to 9. The cell asserts that CAM's range is the narrower of the two. ADL and DGDM fell on
+# either side of that from seed to seed, so they are printed, not asserted.
 
 # %%
 for name, curve in curves.items():
@@ -164,7 +173,7 @@ for name, curve in curves.items():
           f"within 5 points for tau in [{good.min():.2f}, {good.max():.2f}] ({len(good)} of {len(curve.taus)} taus)")
 widths = {name: int((c.gt_known >= c.gt_known.max() - 5).sum()) for name, c in curves.items()}
 assert curves["CAM"].best_tau() < min(0.2, curves["SAGD"].best_tau()), "CAM peaks at the lowest tau"
-assert widths["CAM"] <= min(widths.values()), "CAM's peak is the narrowest"
+assert widths["CAM"] < widths["SAGD"], "erasing (SAGD) widens the range of good thresholds"
 
 # %% [markdown]
 # ## Pixels, not boxes: PxAP
@@ -241,12 +250,13 @@ assert results["DGDM"]["gt_known_loc@0.2"] < results["SAGD"]["gt_known_loc@0.2"]
 
 # %% [markdown]
 # At the paper's own threshold, the full DGDM is not the best of these four: SAGD stage 1 alone is
-# ahead of it. But a fixed threshold can *under*-rate a method as easily as over-rate one. In our
-# classroom run DGDM's maps were flat (at 0.2 its boxes spill into the background: try the slider
-# above), its best `tau` was 0.33, and choosing `tau` on validation gained it 38 points, which made
-# it the best of the four on the fair measures. In our quick run (a shorter schedule, where DGDM
-# also classifies worse) its best `tau` was close to 0.2 and it stayed last. The cell below prints
-# where your run stands.
+# ahead of it. But a fixed threshold can *under*-rate a method as easily as over-rate one. DGDM's
+# maps are flat (at 0.2 its boxes spill into the background: try the slider above). On each of our
+# seeds 0, 1 and 2 its validation-chosen `tau` was 0.32-0.35, and moving there gained it 40, 52 and
+# 26 points (300 test images). On seeds 0 and 1 that made it the best of the four by MaxBoxAccV2;
+# on seed 2, where it also classified worse (Top-1 Clas 95%), it came third, behind SAGD and ADL.
+# So "DGDM wins on the fair measure" is not a finding this book can stand behind; "DGDM needs a
+# higher threshold" is. The cell below prints where your run stands.
 
 # %%
 print(f"DGDM: tau chosen on val {chosen['DGDM']:.2f}; gain from tau 0.2 to that tau "
@@ -254,6 +264,7 @@ print(f"DGDM: tau chosen on val {chosen['DGDM']:.2f}; gain from tau 0.2 to that 
       f"(CAM {results['CAM']['gt_known_loc@tau_val'] - results['CAM']['gt_known_loc@0.2']:+.1f}, "
       f"SAGD {results['SAGD']['gt_known_loc@tau_val'] - results['SAGD']['gt_known_loc@0.2']:+.1f}); "
       f"Top-1 Clas {results['DGDM']['top1_clas']:.1f}")
+assert chosen["DGDM"] > 0.25, "DGDM's maps are flat: its best threshold is well above 0.2"
 print(f"{mode_name()} mode: DGDM is {'the best' if ranking('maxboxacc_v2')[0] == 'DGDM' else 'not the best'} "
       "of the four by MaxBoxAccV2")
 

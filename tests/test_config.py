@@ -43,3 +43,58 @@ def test_device_can_be_forced_and_report_names_it(monkeypatch):
     assert config.get_device() == torch.device("cpu")
     report = config.env_report()
     assert "torch 2.14.1" in report and "device cpu" in report
+
+
+def test_seed_offset_shifts_every_beetle_run_and_rejects_garbage(monkeypatch):
+    from dgdm_lib.config import seed_offset
+    from dgdm_lib.experiments import BeetleRun
+
+    monkeypatch.delenv("DGDM_SEED_OFFSET", raising=False)
+    assert seed_offset() == 0 and BeetleRun.of("cam", seed=2).seed == 2
+    monkeypatch.setenv("DGDM_SEED_OFFSET", "3")
+    assert BeetleRun.of("cam", seed=2).seed == 5
+    assert "seed offset 3" in config.env_report()
+    monkeypatch.setenv("DGDM_SEED_OFFSET", "one")
+    with pytest.raises(ValueError, match="DGDM_SEED_OFFSET"):
+        seed_offset()
+
+
+def test_book_records_a_failing_chapter_and_runs_the_next(tmp_path, monkeypatch):
+    from dgdm_lib import book
+
+    ran = []
+
+    def fake_execute(path, out_dir, timeout_s=900):
+        ran.append(path.name)
+        if path.name.startswith("01"):
+            raise RuntimeError("\x1b[31mCell 3\x1b[0m\nAssertionError: \x1b[31mCAM peaks low\x1b[0m")
+        return 0.0
+
+    monkeypatch.setattr(book, "execute_notebook", fake_execute)
+    names = [tmp_path / "00_a.ipynb", tmp_path / "01_b.ipynb", tmp_path / "02_c.ipynb"]
+    times, failed = book.run_notebooks(names, tmp_path, log=lambda line: None)
+    assert ran == ["00_a.ipynb", "01_b.ipynb", "02_c.ipynb"]
+    assert set(times) == set(ran)
+    assert failed == {"01_b.ipynb": "RuntimeError: AssertionError: CAM peaks low"}
+
+
+def test_quick_and_classroom_share_trained_models_but_not_measurements():
+    from dgdm_lib.experiments import CLASSROOM, QUICK, BeetleRun
+
+    quick, classroom = BeetleRun.of("sagd", schedule=QUICK), BeetleRun.of("sagd", schedule=CLASSROOM)
+    assert (QUICK.epochs, QUICK.train_size) == (CLASSROOM.epochs, CLASSROOM.train_size)
+    assert quick.key() == classroom.key()
+    assert quick.result_key() != classroom.result_key()
+    assert BeetleRun.of("sagd", seed=1).key() != quick.key()
+    assert BeetleRun.of("sagd", delta_h=0.7).key() != quick.key()
+
+
+def test_test_batch_is_the_start_of_the_test_split(monkeypatch, tmp_path):
+    from dgdm_lib.experiments import BeetleRun, Schedule, beetle_loader, test_batch
+
+    monkeypatch.setenv("DGDM_DATA", str(tmp_path))
+    run = BeetleRun.of("cam", schedule=Schedule(epochs=1, train_size=8, val_size=8, test_size=12))
+    images, targets = test_batch(run, 5)
+    all_images, all_targets = next(iter(beetle_loader(run, "test", batch_size=12)))
+    assert images.shape[0] == 5
+    assert torch.equal(images, all_images[:5]) and torch.equal(targets["label"], all_targets["label"][:5])
