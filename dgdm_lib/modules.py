@@ -163,11 +163,11 @@ def importance_map(attention: Tensor) -> Tensor:
 def normalize_attention(attention: Tensor) -> Tensor:
     """``An``: ``A`` (B, 1, H, W) min-max normalised to [0, 1] per sample; a constant map gives zeros."""
     flat = attention.flatten(1)
-    low = flat.min(dim=1, keepdim=True).values
-    span = flat.max(dim=1, keepdim=True).values - low
+    low, high = torch.aminmax(flat, dim=1, keepdim=True)
+    span = high - low
+    # A constant map has flat - low == 0 everywhere: dividing by 1 instead of 0 turns it into zeros.
     safe_span = torch.where(span > 0, span, torch.ones_like(span))
-    normalised = torch.where(span > 0, (flat - low) / safe_span, torch.zeros_like(flat))
-    return normalised.view_as(attention)
+    return ((flat - low) / safe_span).view_as(attention)
 
 
 def adl_masks(features: Tensor, gamma: float = 0.8) -> tuple[Tensor, Tensor]:
@@ -181,10 +181,14 @@ def adl_masks(features: Tensor, gamma: float = 0.8) -> tuple[Tensor, Tensor]:
         ``(I, M)``, both (B, 1, H, W); ``M`` is 0/1 in ``F``'s dtype, without gradient.
     """
     attention = spatial_attention(features)
+    return importance_map(attention), _adl_drop_mask(attention, gamma)
+
+
+def _adl_drop_mask(attention: Tensor, gamma: float) -> Tensor:
+    """``M = 1[A < gamma * max_hw A]`` for ``A`` (B, 1, H, W), in ``A``'s dtype, without gradient."""
     with torch.no_grad():
-        peak = attention.flatten(1).max(dim=1).values.view(-1, 1, 1, 1)
-        drop_mask = (attention < gamma * peak).to(features.dtype)
-    return importance_map(attention), drop_mask
+        peak = attention.flatten(1).amax(dim=1).view(-1, 1, 1, 1)
+        return (attention < gamma * peak).to(attention.dtype)
 
 
 def cagd_channel_mask(
@@ -268,7 +272,7 @@ def sagd_drop_region(
         the last four are 0/1 in ``F``'s dtype, without gradient.
     """
     attention = spatial_attention(features)
-    size = adaptive_block_size(features.shape[-2]) if block_size == "adaptive" else int(block_size)
+    size = _block_side(block_size, features.shape[-2])
     with torch.no_grad():
         normalised = normalize_attention(attention.detach())
         stage1 = (normalised > delta_h).to(features.dtype)
@@ -284,6 +288,18 @@ def sagd_drop_region(
         "region": region,
         "drop_mask": drop_mask,
     }
+
+
+def _block_side(block_size: BlockSize, height: int) -> int:
+    return adaptive_block_size(height) if block_size == "adaptive" else int(block_size)
+
+
+def _sagd_drop_mask(attention: Tensor, delta_l: float, delta_h: float, block_size: int) -> Tensor:
+    """``Mdrop2`` alone, for ``A`` (B, 1, H, W): the same values as ``sagd_drop_region``'s, fewer steps."""
+    with torch.no_grad():
+        normalised = normalize_attention(attention)
+        region = (normalised > delta_h) | (normalised < delta_l)
+        return 1.0 - expand_blocks(region.to(attention.dtype), block_size)
 
 
 def apply_spatial_choice(
@@ -331,7 +347,35 @@ class _AttentionModule(nn.Module):
         raise NotImplementedError
 
 
-class ADL(_AttentionModule):
+class _SpatialChoice(_AttentionModule):
+    """ADL, SAGD and DGDM: ``F * M`` with probability ``drop_rate``, else ``F * I``.
+
+    With one draw per forward the coin is tossed first and only the chosen branch is computed: the
+    drop mask without building ``I``'s graph, or ``I`` without the drop region. The generator is
+    used in the same order as ``masks`` + ``apply_spatial_choice``, so the output is the same.
+    """
+
+    drop_rate: float
+    per_sample: bool
+
+    def _drop_mask(self, attention: Tensor) -> Tensor:
+        """The 0/1 keep mask (B, 1, H, W) for the self-attention map ``A``."""
+        raise NotImplementedError
+
+    def _erase_or_scale(self, features: Tensor) -> Tensor:
+        if self.per_sample:
+            attention = spatial_attention(features)
+            drop_mask = self._drop_mask(attention.detach())
+            return apply_spatial_choice(features, drop_mask, importance_map(attention), self.drop_rate, True,
+                                        self.generator)
+        if _coin(self.drop_rate, self.generator):
+            with torch.no_grad():
+                drop_mask = self._drop_mask(spatial_attention(features))
+            return features * drop_mask
+        return features * importance_map(spatial_attention(features))
+
+
+class ADL(_SpatialChoice):
     """Attention-based Dropout Layer (Choe & Shim, CVPR 2019), the paper's baseline.
 
     Training: ``F * M`` with probability ``drop_rate``, else ``F * I``, where ``A = mean_c F``,
@@ -356,9 +400,11 @@ class ADL(_AttentionModule):
         self.drop_rate = _check_probability("drop_rate", drop_rate)
         self.per_sample = bool(per_sample)
 
+    def _drop_mask(self, attention: Tensor) -> Tensor:
+        return _adl_drop_mask(attention, self.gamma)
+
     def _train_forward(self, features: Tensor) -> Tensor:
-        importance, drop_mask = adl_masks(features, self.gamma)
-        return apply_spatial_choice(features, drop_mask, importance, self.drop_rate, self.per_sample, self.generator)
+        return self._erase_or_scale(features)
 
     def masks(self, features: Tensor) -> dict[str, Tensor]:
         """Maps for ``F`` (B, C, H, W): ``attention`` (A), ``importance`` (I), ``drop_mask`` (M), all (B, 1, H, W)."""
@@ -414,7 +460,7 @@ class CAGD(_AttentionModule):
         return f"{rule}, alpha={self.alpha}"
 
 
-class SAGD(_AttentionModule):
+class SAGD(_SpatialChoice):
     """Spatial Attention Guided Dropblock (paper 3.1, 3.3).
 
     Training: ``F * Mdrop2`` with probability ``drop_rate``, else ``F * I``. ``Mdrop2 = 1 - D_block``
@@ -445,11 +491,11 @@ class SAGD(_AttentionModule):
         self.drop_rate = _check_probability("drop_rate", drop_rate)
         self.per_sample = bool(per_sample)
 
+    def _drop_mask(self, attention: Tensor) -> Tensor:
+        return _sagd_drop_mask(attention, self.delta_l, self.delta_h, _block_side(self.block_size, attention.shape[-2]))
+
     def _train_forward(self, features: Tensor) -> Tensor:
-        maps = sagd_drop_region(features, self.delta_l, self.delta_h, self.block_size)
-        return apply_spatial_choice(
-            features, maps["drop_mask"], maps["importance"], self.drop_rate, self.per_sample, self.generator
-        )
+        return self._erase_or_scale(features)
 
     def masks(self, features: Tensor) -> dict[str, Tensor]:
         """Maps for ``F`` (B, C, H, W), all (B, 1, H, W): ``attention`` (A), ``normalized_attention``
@@ -465,7 +511,7 @@ class SAGD(_AttentionModule):
         )
 
 
-class DGDM(_AttentionModule):
+class DGDM(_SpatialChoice):
     """Dual-attention Guided Dropblock Module (paper 3.3): CAGD, then SAGD on the result.
 
     Training: ``F1 = F * Mdrop1[:, :, None, None]``; ``A`` and the SAGD maps come from ``F1``;
@@ -521,14 +567,14 @@ class DGDM(_AttentionModule):
         maps = {"channel_mask": channel_mask, "channel_score": scores, "important_channels": important}
         return features * channel_mask[:, :, None, None], maps
 
+    def _drop_mask(self, attention: Tensor) -> Tensor:
+        return _sagd_drop_mask(attention, self.delta_l, self.delta_h, _block_side(self.block_size, attention.shape[-2]))
+
     def _train_forward(self, features: Tensor) -> Tensor:
         dropped, _ = self._channel_dropped(features)
         if not self.use_sagd:
             return dropped
-        maps = sagd_drop_region(dropped, self.delta_l, self.delta_h, self.block_size)
-        return apply_spatial_choice(
-            dropped, maps["drop_mask"], maps["importance"], self.drop_rate, self.per_sample, self.generator
-        )
+        return self._erase_or_scale(dropped)
 
     def masks(self, features: Tensor) -> dict[str, Tensor]:
         """Maps for ``F`` (B, C, H, W), only for the parts switched on. CAGD (one draw):

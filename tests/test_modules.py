@@ -20,6 +20,7 @@ from dgdm_lib.modules import (
     adl_masks,
     cagd_channel_mask,
     expand_blocks,
+    apply_spatial_choice,
     normalize_attention,
     sagd_drop_region,
 )
@@ -354,6 +355,27 @@ def test_same_generator_seed_gives_identical_outputs_on_cpu(per_sample: bool) ->
     outputs = [(first(features), second(features)) for _ in range(5)]
     assert all(torch.equal(a, b) for a, b in outputs)
     assert not all(torch.equal(outputs[0][0], a) for a, _ in outputs[1:])
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+@pytest.mark.parametrize(
+    "make", [lambda g, ps: ADL(per_sample=ps, generator=g), lambda g, ps: SAGD(block_size="adaptive", per_sample=ps, generator=g),
+             lambda g, ps: DGDM(per_sample=ps, generator=g), lambda g, ps: DGDM(use_cagd=False, per_sample=ps, generator=g)],
+    ids=["adl", "sagd", "dgdm", "dgdm-no-cagd"],
+)
+def test_training_forward_equals_the_published_masks_applied(make, per_sample: bool) -> None:
+    """The forward computes only the chosen branch; it must agree with ``masks`` + ``apply_spatial_choice``
+    fed from an identically seeded generator, draw for draw, in both branches."""
+    # Whole tenths hit the thresholds exactly (An == delta_h, A == gamma * max), where > and >= differ.
+    levels = torch.randint(0, 11, (5, 1, 14, 14), generator=_gen(1)).float()
+    features = levels.expand(5, 6, 14, 14).clone()
+    module, reference = make(_gen(3), per_sample).train(), make(_gen(3), per_sample)
+    for _ in range(12):
+        maps = reference.masks(features)
+        expected_input = features * maps["channel_mask"][:, :, None, None] if "channel_mask" in maps else features
+        expected = apply_spatial_choice(expected_input, maps["drop_mask"], maps["importance"], reference.drop_rate,
+                                        per_sample, reference.generator)
+        assert torch.equal(module(features), expected)
 
 
 # --------------------------------------------------------------------------------------------
