@@ -377,6 +377,7 @@ def comparison_figure(camsets: Mapping[str, CamSet], n: int = 8, tau: float = 0.
         GT_COLOR,
         PRED_COLOR,
         draw_boxes,
+        hide_axis,
         to_display_images,
     )
 
@@ -403,7 +404,7 @@ def comparison_figure(camsets: Mapping[str, CamSet], n: int = 8, tau: float = 0.
             draw_boxes(ax, pred, PRED_COLOR, inclusive=True)
             ax.set_title(f"{name} IoU={iou:.2f} p={int(camset.predictions[j])}", fontsize=7)
     for ax in axes.flat:
-        ax.set_axis_off()
+        hide_axis(ax)
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 

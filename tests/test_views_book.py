@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from dgdm_lib.views.adl import adl_view
+from dgdm_lib.views.attention import adl_view
 from dgdm_lib.views.cams import box_area, box_coverage, cam_threshold_view
 from dgdm_lib.views.data import contrast_view, hide_heads, montage, texture_strength
 from dgdm_lib.widgets import float_slider, redraw_ms, render, slider_view
@@ -81,7 +81,8 @@ def test_adl_view_draws_six_panels_and_reacts_to_gamma():
     features = torch.rand(1, 8, 16, 16)
     image = np.zeros((32, 32, 3))
     fig = adl_view(features, image, gamma=0.5)
-    assert len([ax for ax in fig.axes if ax.images]) >= 6
+    picture = next(ax for ax in fig.axes if ax.images).images[0].get_array()
+    assert picture.shape[1] == 6 * (32 + 6), "six 32-pixel panels side by side: input, A, I, M, F*M, F*I"
     assert np.abs(_png(adl_view(features, image, 0.3)) - _png(adl_view(features, image, 0.95))).mean() > 0.001
 
 

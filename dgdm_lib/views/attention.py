@@ -1,4 +1,4 @@
-"""Chapter 04-05 views: what CAGD and SAGD would drop on real feature maps.
+"""Chapter 03-05 views: what ADL, CAGD and SAGD would drop on real feature maps.
 
 Every ``*_view`` is a pure function of its arguments that returns a matplotlib ``Figure``; the
 sliders of the notebooks call them through ``dgdm_lib.widgets.slider_view``. Feature maps ``F`` are
@@ -25,6 +25,7 @@ import torch.nn.functional as nnf
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import FormatStrFormatter, NullLocator
 from torch import Tensor, nn
 
@@ -38,10 +39,11 @@ from dgdm_lib.modules import (
     sagd_drop_region,
     spatial_attention,
 )
-from dgdm_lib.plotting import CMAP
+from dgdm_lib.plotting import CMAP, hide_axis
 from dgdm_lib.views.data import montage
 
 __all__ = [
+    "adl_view",
     "DROPPED_SHADE",
     "DROP_METHODS",
     "STAGE1_COLOR",
@@ -201,7 +203,7 @@ def _montage_axes(fig: Figure, rect: tuple[float, float, float, float], rows: li
     height = rows[0].shape[1]
     for r, name in enumerate(row_names):
         ax.text(-3, r * (height + gap) + height / 2, name, ha="right", va="center", fontsize=8)
-    ax.set_axis_off()
+    hide_axis(ax)
     return ax
 
 
@@ -210,6 +212,40 @@ def _heat_colorbar(fig: Figure, rect: tuple[float, float, float, float], label: 
     fig.colorbar(ScalarMappable(Normalize(0.0, vmax), CMAP), cax=cax, label=label, ticks=[0.0, vmax / 2, vmax])
     cax.tick_params(labelsize=7)
     cax.yaxis.label.set_size(8)
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 03: ADL
+# --------------------------------------------------------------------------------------------
+@_single_threaded
+def adl_view(features: Tensor, image: np.ndarray, gamma: float = 0.8, drop_rate: float = 0.75) -> Figure:
+    """ADL on one feature map ``F`` (1, C, h, w): the image, ``A = mean_c F``, ``I = sigmoid(A)``,
+    ``M = 1[A < gamma max A]``, and what the next layer receives: ``F * M`` with probability
+    ``drop_rate``, else ``F * I`` (both shown as their channel mean).
+
+    ``A``, ``F * M`` and ``F * I`` share one colour scale (0 to ``max A``); ``I`` is on its own
+    0-1 scale; ``M`` is white where kept and black where dropped.
+    """
+    features, images = _as_batch(features, image)
+    features = features[:1]
+    importance, drop_mask = adl_masks(features, gamma)
+    means = spatial_attention(torch.cat([features, features * drop_mask, features * importance]))[:, 0].numpy()
+    vmax = max(float(means[0].max()), 1e-12)
+    size = images.shape[1]
+    a_scaled = heat_rgb(_grid_to_pixels(means, size), 0.0, vmax)
+    mask = _grid_to_pixels(drop_mask[:, 0].numpy(), size)[0]
+    tiles = [images[0], a_scaled[0], heat_rgb(_grid_to_pixels(importance[:, 0].numpy(), size))[0],
+             np.repeat(mask[..., None], 3, axis=-1), a_scaled[1], a_scaled[2]]
+    titles = ["input", "A = mean_c F", "I = sigmoid(A)\nscale 0-1", f"M (gamma={gamma:.2f})\nkeeps {100 * mask.mean():.0f}%",
+              f"mean_c F*M\n(p={drop_rate:.2f})", f"mean_c F*I\n(p={1 - drop_rate:.2f})"]
+    fig = Figure(figsize=(10.0, 2.5), dpi=_DPI)
+    ax = _montage_axes(fig, (0.01, 0.03, 0.87, 0.72), [np.stack(tiles)], [""], gap=6)
+    for k, title in enumerate(titles):
+        ax.text(k * (size + 6) + size / 2, -2, title, ha="center", va="bottom", fontsize=8)
+    # a grey frame keeps M's white (kept) cells apart from the white page
+    ax.add_patch(Rectangle((3 * (size + 6) - 1, -1), size + 1, size + 1, fill=False, ec="0.6", lw=0.8))
+    _heat_colorbar(fig, (0.9, 0.1, 0.012, 0.6), "A, F*M, F*I", vmax=vmax)
+    return fig
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dgdm_lib.localization import box_iou, boxes_from_cam, foreground_mask
-from dgdm_lib.plotting import CMAP, GT_COLOR, PRED_COLOR, draw_boxes, to_display_images
+from dgdm_lib.plotting import CMAP, GT_COLOR, PRED_COLOR, draw_boxes, hide_axis, to_display_images
 
 
 def box_area(boxes: np.ndarray) -> np.ndarray:
@@ -67,7 +67,7 @@ def cam_threshold_view(camset, index: int = 0, tau: float = 0.2) -> Figure:
     draw_boxes(right, pred, PRED_COLOR, inclusive=True)
     right.set_title(f"CAM > tau={tau:.2f}: IoU {iou:.2f}", fontsize=9)
     for ax in (left, middle, right):
-        ax.set_axis_off()
+        hide_axis(ax)
     return fig
 
 

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from dgdm_lib.evaluation import CamSet
 from dgdm_lib.localization import box_iou, boxes_from_cam
 from dgdm_lib.metrics import CAM_THRESHOLDS, BoxAccumulator, PxAPAccumulator
-from dgdm_lib.plotting import CMAP, GT_COLOR, PRED_COLOR, to_display_images
+from dgdm_lib.plotting import CMAP, GT_COLOR, PRED_COLOR, hide_axis, to_display_images
 from dgdm_lib.views.data import montage
 
 __all__ = [
@@ -207,7 +207,7 @@ def _draw_montage(ax: Any, camsets: Mapping[str, CamSet], tau: float, start: int
     for r, (name, row_ious) in enumerate(zip(names, ious), start=1):
         hits = sum(iou >= 0.5 for iou in row_ious)
         ax.text(-3, r * step + size / 2, f"{name}\n{hits}/{count} hit", ha="right", va="center", fontsize=8)
-    ax.set_axis_off()
+    hide_axis(ax)
     return ious
 
 

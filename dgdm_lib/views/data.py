@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from dgdm_lib.data import PATTERNS, BeetlesConfig, generate_beetles
-from dgdm_lib.plotting import GT_COLOR
+from dgdm_lib.plotting import GT_COLOR, hide_axis
 
 #: Grey that replaces the head in the "head hidden" row.
 HIDDEN_GREY = 128
@@ -53,7 +53,7 @@ def contrast_view(contrast: float = 0.09, seed: int = 0, num_classes: int = 8) -
         ax.add_patch(Rectangle((left + x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, color=GT_COLOR, lw=1.2))
         ax.text(left + size / 2, -2, f"class {k}", ha="center", va="bottom", fontsize=8)
         ax.text(left + size / 2, 2 * size + _GAP + 1, PATTERNS[k % len(PATTERNS)], ha="center", va="top", fontsize=7)
-    ax.set_axis_off()
+    hide_axis(ax)
     fig.suptitle(f"pattern contrast {contrast:.2f}: top, as seen (GT box red); bottom, head hidden", fontsize=10)
     return fig
 
