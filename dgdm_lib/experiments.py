@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import statistics
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,9 @@ class Schedule:
     val_size: int
     test_size: int
 
+
+#: The training recipe, part of every model's cache key; change it when training changes.
+RECIPE = "adamw-2e-3-onecycle-b64-flip/seeded-init"
 
 #: Classroom: SPEC 8's recipe. Quick (tests and CI): the same training, 300 test images instead of 500.
 CLASSROOM = Schedule(epochs=6, train_size=4000, val_size=300, test_size=500)
@@ -96,7 +100,7 @@ class BeetleRun:
         fields["schedule"] = {"epochs": self.schedule.epochs, "train_size": self.schedule.train_size}
         # The thread count is part of the key: CPU kernels sum in a different order with another
         # count, and training amplifies those rounding differences into different weights.
-        return {**fields, "generator_version": GENERATOR_VERSION, "recipe": "adamw-2e-3-onecycle-b64-flip",
+        return {**fields, "generator_version": GENERATOR_VERSION, "recipe": RECIPE,
                 "torch_threads": torch.get_num_threads()}
 
     def key(self) -> str:
@@ -134,14 +138,34 @@ def test_batch(run: BeetleRun, n: int) -> tuple[torch.Tensor, dict[str, torch.Te
 
 
 def _build(run: BeetleRun):
+    """``run``'s untrained network, initialised from ``run.seed``: without the seed its first
+    weights, and so the trained model, would depend on whatever drew random numbers before."""
+    from dgdm_lib.config import seed_everything
     from dgdm_lib.models import build_model
 
+    seed_everything(run.seed)
     return build_model(run.arch, run.method, num_classes=8, **dict(run.module_kwargs))
 
 
 def trained_model(run: BeetleRun, progress: bool = True) -> torch.nn.Module:
-    """The network of ``run``, trained now or loaded from ``data_dir()/models`` (retrained when stale)."""
-    from dgdm_lib.training import train, train_or_load
+    """The network of ``run``, trained now or loaded from ``data_dir()/models`` (retrained when stale).
+
+    A ``bn_recalibrate`` run starts from the plain run's network (trained or loaded the same way):
+    re-estimation follows the last gradient step, so the weights before it are the plain run's.
+    """
+    from dgdm_lib.training import recalibrate_batchnorm, train, train_or_load
+
+    if run.bn_recalibrate:
+        plain = trained_model(dataclasses.replace(run, bn_recalibrate=False), progress)
+
+        def recalibrate(model):
+            started = time.perf_counter()
+            model.load_state_dict(plain.state_dict())
+            recalibrate_batchnorm(model.to(get_device()), beetle_loader(run, "train"))
+            before = plain.train_result or {}
+            return {**before, "seconds": (before.get("seconds") or 0.0) + time.perf_counter() - started}
+
+        return train_or_load(run.key(), lambda: _build(run), recalibrate, run.config())
 
     def fit(model):
         return train(model, beetle_loader(run, "train"), epochs=run.schedule.epochs, optimizer="adamw", lr=2e-3,

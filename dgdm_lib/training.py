@@ -551,7 +551,8 @@ def train_or_load(
     The cache file is ``<data_dir>/models/<name>.pt``, keyed by a hash of ``config``, which must
     hold everything that determines the weights. A missing, unreadable or stale file (different hash) is retrained and
     rewritten atomically. ``build_fn()`` makes a fresh model; ``train_fn(model)`` trains it in
-    place (its return value, e.g. a ``TrainResult``, is kept as ``model.train_result``).
+    place; its return value, a ``TrainResult`` or a dict like ``TrainResult.to_dict()``, is kept
+    as ``model.train_result``.
     """
     full = dict(config)
     key = config_hash(full)
@@ -568,7 +569,9 @@ def train_or_load(
         except (OSError, RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as error:
             warnings.warn(f"ignoring unreadable cached model {path}: {error}", stacklevel=2)
     outcome = train_fn(model)
-    model.train_result = outcome.to_dict() if isinstance(outcome, TrainResult) else None
+    if isinstance(outcome, TrainResult):
+        outcome = outcome.to_dict()
+    model.train_result = dict(outcome) if isinstance(outcome, Mapping) else None
     net = getattr(model, "module", model)
     save_checkpoint(path, {
         "hash": key, "config": full, "model": net.state_dict(),

@@ -98,3 +98,33 @@ def test_test_batch_is_the_start_of_the_test_split(monkeypatch, tmp_path):
     all_images, all_targets = next(iter(beetle_loader(run, "test", batch_size=12)))
     assert images.shape[0] == 5
     assert torch.equal(images, all_images[:5]) and torch.equal(targets["label"], all_targets["label"][:5])
+
+
+def test_bn_recalibrated_run_starts_from_the_plain_run_and_changes_only_batchnorm_statistics(monkeypatch, tmp_path):
+    from dgdm_lib import training
+    from dgdm_lib.experiments import BeetleRun, Schedule, trained_model
+
+    monkeypatch.setenv("DGDM_DATA", str(tmp_path))
+    fits = []
+    real_train = training.train
+    monkeypatch.setattr(training, "train", lambda *a, **k: fits.append(k.get("bn_recalibrate")) or real_train(*a, **k))
+    tiny = Schedule(epochs=1, train_size=64, val_size=8, test_size=8)
+    plain = trained_model(BeetleRun.of("sagd", schedule=tiny), progress=False)
+    recalibrated = trained_model(BeetleRun.of("sagd", schedule=tiny, bn_recalibrate=True), progress=False)
+    assert fits == [False], "the recalibrated run trains nothing: it starts from the cached plain run"
+    before, after = plain.state_dict(), recalibrated.state_dict()
+    moved = {name for name in before if not torch.equal(before[name], after[name])}
+    assert moved and all(name.endswith(("running_mean", "running_var", "num_batches_tracked")) for name in moved)
+    assert recalibrated.train_result["seconds"] >= plain.train_result["seconds"]
+
+
+def test_a_run_trains_the_same_network_whatever_drew_random_numbers_before(monkeypatch, tmp_path):
+    from dgdm_lib.experiments import BeetleRun, Schedule, trained_model
+
+    tiny = Schedule(epochs=1, train_size=64, val_size=8, test_size=8)
+    monkeypatch.setenv("DGDM_DATA", str(tmp_path / "first"))
+    first = trained_model(BeetleRun.of("cam", schedule=tiny), progress=False).state_dict()
+    monkeypatch.setenv("DGDM_DATA", str(tmp_path / "again"))  # an empty cache: train again
+    torch.rand(1000)
+    again = trained_model(BeetleRun.of("cam", schedule=tiny), progress=False).state_dict()
+    assert all(torch.equal(first[name], again[name]) for name in first)
