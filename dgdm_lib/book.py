@@ -33,8 +33,10 @@ def execute_notebook(path: Path, out_dir: Path, timeout_s: int = 900) -> float:
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
 
+    from dgdm_lib._nbkernel import SlicedWaitKernelManager
+
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout_s, kernel_name="python3",
+    client = NotebookClient(nb, timeout=timeout_s, kernel_name="python3", kernel_manager_class=SlicedWaitKernelManager,
                             resources={"metadata": {"path": str(path.parent)}})
     (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     (out_dir / "html").mkdir(parents=True, exist_ok=True)
