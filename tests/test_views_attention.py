@@ -8,6 +8,7 @@ import torch
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
+from dgdm_lib.plotting import FRAME_GID
 from dgdm_lib.views.attention import (
     DROPPED_SHADE,
     block_expansion_view,
@@ -50,8 +51,8 @@ def _white(n: int, size: int) -> np.ndarray:
 
 
 def _montage_of(fig: Figure) -> np.ndarray:
-    """The one tiled picture of a view (the first axis that shows an image)."""
-    return np.asarray(next(ax for ax in fig.axes if ax.images).images[0].get_array())
+    """The one tiled picture of a view (the first axis that shows an image, pasted frames aside)."""
+    return np.asarray(next(ax for ax in fig.axes if ax.images and ax.get_gid() != FRAME_GID).images[0].get_array())
 
 
 def _row(picture: np.ndarray, row: int, size: int) -> np.ndarray:

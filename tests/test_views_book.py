@@ -120,3 +120,41 @@ def test_check_redraw_fails_a_slow_draw_unless_the_machine_is_busy(monkeypatch):
         raise AssertionError("a draw over budget must fail")
     monkeypatch.setattr(widgets, "machine_is_busy", lambda: True)
     assert widgets.check_redraw(slow, budget_ms=5) >= 30  # measured and printed, not asserted
+
+
+def test_check_redraw_measures_again_when_over_budget_and_keeps_the_best(monkeypatch):
+    from dgdm_lib import widgets
+
+    measured = iter([250.0, 120.0])
+    monkeypatch.setattr(widgets, "machine_is_busy", lambda: False)
+    monkeypatch.setattr(widgets, "redraw_ms", lambda draw, **values: next(measured))
+    monkeypatch.setattr(widgets.time, "sleep", lambda seconds: None)
+    assert widgets.check_redraw(lambda: "x", budget_ms=200) == 120.0
+    always_slow = iter([250.0, 240.0, 230.0, 100.0])
+    monkeypatch.setattr(widgets, "redraw_ms", lambda draw, **values: next(always_slow))
+    try:
+        widgets.check_redraw(lambda: "x", budget_ms=200)
+    except AssertionError as error:
+        assert "250 ms, then 240 ms, then 230 ms" in str(error)
+    else:
+        raise AssertionError("three measurements over budget must fail")
+
+
+def test_framed_axes_pastes_the_frame_where_it_would_have_been_drawn():
+    from dgdm_lib.plotting import framed_axes
+
+    def frame(ax):
+        ax.plot([0, 1], [0, 1], color="black")
+        ax.set_xlabel("x label")
+        ax.set_ylim(0, 2)
+
+    direct = Figure(figsize=(3, 2), dpi=80)
+    frame(direct.add_axes((0.2, 0.25, 0.7, 0.65)))
+    pasted = Figure(figsize=(3, 2), dpi=80)
+    ax = framed_axes(pasted, (0.2, 0.25, 0.7, 0.65), frame, key="test frame")
+    assert ax.get_ylim() == (0, 2) and not ax.lines
+    difference = np.abs(_png(direct)[..., :3] - _png(pasted)[..., :3])
+    assert difference.max() == 0, "the frame is pasted pixel for pixel"
+    again = Figure(figsize=(3, 2), dpi=80)
+    framed_axes(again, (0.2, 0.25, 0.7, 0.65), lambda ax: None, key="test frame")  # cached: not drawn again
+    assert np.abs(_png(again)[..., :3] - _png(pasted)[..., :3]).max() == 0
