@@ -70,7 +70,7 @@ assert get_device().type in {"cpu", "cuda"}
 # | 07 evaluating right | fixed threshold vs MaxBoxAcc and PxAP | what erasing really changes |
 # | 08 real data | CUB-200-2011, Stanford Cars, ILSVRC from a local folder | the same pipeline at scale |
 #
-# Chapters 02 to 07 train small networks on the CPU in seconds each and cache them in the
+# Chapters 02 to 07 train small networks on the CPU in under a minute each and cache them in the
 # data folder (`DGDM_DATA`, default `data/`), so a re-run or a later chapter reuses them.
 
 # %%

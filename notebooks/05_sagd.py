@@ -238,8 +238,8 @@ check_redraw(sagd_view, features=F5[:4], images=pictures[:4], delta_l=0.05, delt
 # on 4000 images in classroom mode): plain CAM (chapter 02's run), SAGD stage 1 (`delta_h = 0.8`,
 # blocks of 3), and two random-block controls with blocks of 3: the default `p = 0.1`, and
 # `p = 0.2`, which erases about as many cells as SAGD's stage 1 (about 20% of a map, measured
-# above). Each network trains in about half a minute on two free CPU cores and is cached, so a
-# re-run loads it.
+# above). Each network trains in under a minute on two free CPU cores (45 s on ours) and is
+# cached, so a re-run loads it.
 #
 # For each we report GT-known Loc (the share of test images whose box has IoU >= 0.5 with the
 # truth) at the paper's fixed threshold `tau = 0.2` and at the threshold chosen on the validation

@@ -138,9 +138,9 @@ print("DGDM.ablation rows:", ABLATION_ROWS)
 # both modes; quick mode measures on 300 test images instead of 500), next to CAM and ADL. Runs are cached, so the CAM,
 # ADL and SAGD runs of chapters 02, 03 and 05 are reused. One seed here, to stay within a few
 # minutes on a CPU; `SEEDS = (0, 1, 2)` gives the three-seed table (five more runs per seed, about
-# two minutes on two free cores), which the benchmark (`make bench`, written to `docs/results.md`)
+# four minutes on two free cores), which the benchmark (`make bench`, written to `docs/results.md`)
 # also reports. Seeds matter here: between seeds 0 and 1 of this schedule we saw CAM move from
-# 20 to 12 points of GT-known Loc at `tau = 0.2` and SAGD stage 1 from 63 to 71
+# 21 to 27 points of GT-known Loc at `tau = 0.2` and SAGD stage 1 from 53 to 76
 # (`DGDM_SEED_OFFSET=1 make book` re-runs the whole book on the next seed).
 
 # %%
@@ -170,10 +170,11 @@ metric_bars_view(summary, ["gt_known_loc@0.2", "gt_known_loc@tau_val", "maxboxac
 #   paper reports every row improving (VGG16 with ImageNet weights on CUB); here, trained from
 #   scratch for a few epochs on beetles, it does not.
 # * **Stage 2 helps, by an amount that moves with the seed.** Erasing the background as well lifted
-#   GT-known Loc at `tau = 0.2` over stage 1 alone on each of our seeds 0, 1 and 2 (by 17, 6 and
-#   12 points, 300 test images), and it is the row that erases most of the map: on seed 1 its
-#   Top-1 Clas fell to 91%. With gains that uneven we print it rather than assert it; the
-#   three-seed benchmark (`docs/results.md`) gives the mean and spread.
+#   GT-known Loc at `tau = 0.2` over stage 1 alone on each of our seeds 0, 1 and 2 (by 27, 9 and
+#   8 points, 300 test images), although it erases about 90% of the positions it sees. With gains
+#   that uneven we print it rather than assert it; the three-seed benchmark (`docs/results.md`)
+#   gives the mean and spread. It is the full DGDM whose classification suffers: Top-1 Clas
+#   99.7%, 89% and 82% on seeds 0, 1 and 2.
 
 # %%
 by = {r["method"]: r for r in rows if r["seed"] == runs[0].seed}
@@ -218,13 +219,18 @@ for key in KEYS:
 biggest = max(KEYS, key=lambda k: abs(recal[k] - plain[k]))
 print(f"largest change: {biggest}, {recal[biggest] - plain[biggest]:+.1f} points")
 assert abs(recal[biggest] - plain[biggest]) > 5, "the BatchNorm statistics move DGDM's numbers by several points"
+moved_02 = recal["gt_known_loc@0.2"] - plain["gt_known_loc@0.2"]
+moved_v2 = recal["maxboxacc_v2"] - plain["maxboxacc_v2"]
+assert abs(moved_v2) < abs(moved_02) / 2, "the fixed-tau number moves far more than the threshold-free one"
 
 # %% [markdown]
-# The change is large, and in our runs its *direction* was not the same from one seed to the next:
-# on seed 0 re-estimation cost 7 points of Top-1 Clas and 5 of GT-known Loc at `tau = 0.2`; on
-# seed 1 it gained 28 points of GT-known Loc at `tau = 0.2` and 11 at the validation `tau`. A choice with that much effect and no fixed
-# direction must be reported with the numbers: this book's tables use the plain statistics unless
-# they say otherwise.
+# The change is large where the paper measures, and small elsewhere. In our runs re-estimation
+# raised GT-known Loc at `tau = 0.2` by 11, 9 and 12 points (seeds 0, 1 and 2, 300 test images),
+# but MaxBoxAccV2 by only 1.4, 0.8 and 1.1 points and PxAP not at all; on seed 2 it also won back
+# 6 points of Top-1 Clas. So it mostly changes the *scale* of DGDM's maps, and with it where the
+# fixed threshold cuts them, not where the maps point (chapter 07 takes this up). A choice with
+# that much effect on the paper's own metric must be reported with the numbers: this book's
+# tables use the plain statistics unless they say otherwise.
 
 # %% [markdown]
 # ## On a GPU: VGG16-GAP at 224 px
@@ -297,8 +303,8 @@ check_redraw(draw_boxes_at, tau=0.35, start=3);
 # * The paper's last row does not: with CAGD in front of stages 1+2 (the full DGDM), GT-known Loc
 #   at `tau = 0.2` falls below stage 1+2 and stage 1. Whether the background stage helps depends
 #   on the training schedule; it erases most of a 16 x 16 map.
-# * Re-estimating BatchNorm statistics after erasing moves the numbers by many points, in a
-#   direction that depends on the schedule: report which statistics you used.
+# * Re-estimating BatchNorm statistics after erasing moves GT-known Loc at `tau = 0.2` by about
+#   ten points and the threshold-free MaxBoxAccV2 by about one: report which statistics you used.
 # * These are single-seed numbers at a fixed threshold; chapter 07 asks how much of each gain
 #   survives a fair threshold.
 #
