@@ -79,12 +79,12 @@ def framed_axes(
 
     ``draw_frame(ax)`` draws what a slider never changes (scales, limits, ticks, labels, legend,
     fixed curves; it may add other fixed things, such as a colour bar, to ``ax.figure``). It runs
-    on a transparent figure of ``fig``'s size and dpi the first time a
-    ``key`` is seen; later calls paste that rendering under a bare, transparent axes with the same
-    scales and limits, which is returned for the artists that do change. Ticks and text are most
-    of a redraw's cost, so this roughly halves it. ``pinned`` objects (e.g. the data behind the
-    frame, when ``key`` holds their ``id``) are kept alive with the picture so an ``id`` is never
-    reused. The last ``_FRAMES_KEPT`` pictures are kept. The figure must be shown at its own dpi.
+    on a transparent figure of ``fig``'s size and dpi the first time a ``key`` is seen; later
+    calls paste that rendering under a bare, transparent axes with the same scales and limits,
+    which is returned for the artists that do change. Ticks and text are most of a redraw's cost,
+    so this roughly halves it. ``pinned`` objects (e.g. the data behind the frame, when ``key``
+    holds their ``id``) are kept alive with the picture so an ``id`` is never reused. The last
+    ``_FRAMES_KEPT`` pictures are kept. The figure must be shown at its own dpi (as ``render`` does).
     """
     full_key = (key, tuple(fig.get_size_inches()), fig.dpi, rect)
     if full_key not in _FRAMES:
