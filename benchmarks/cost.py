@@ -9,6 +9,7 @@ the page reports its median and quartiles over repetitions.
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +44,34 @@ def _quantiles(values: Sequence[float]) -> dict[str, float]:
         return {"median": ordered[0], "q25": ordered[0], "q75": ordered[0], "min": ordered[0], "max": ordered[0]}
     q = statistics.quantiles(ordered, n=4, method="inclusive")
     return {"median": statistics.median(ordered), "q25": q[0], "q75": q[2], "min": ordered[0], "max": ordered[-1]}
+
+
+def median_interval(values: Sequence[float], level: float = 0.95, resamples: int = 2000,
+                    seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the median of ``values`` (seeded, so the page is reproducible
+    from the same timings)."""
+    rng = random.Random(seed)
+    n = len(values)
+    medians = sorted(statistics.median(rng.choices(values, k=n)) for _ in range(resamples))
+    tail = (1.0 - level) / 2.0
+    return medians[int(tail * (resamples - 1))], medians[int((1.0 - tail) * (resamples - 1))]
+
+
+def ratio_summary(ratios: Sequence[float]) -> dict[str, float]:
+    """Median, quartiles, extremes and the 95% bootstrap interval of the median of per-repetition ratios."""
+    low, high = median_interval(ratios)
+    return {**_quantiles(ratios), "ci_low": low, "ci_high": high}
+
+
+def verdict(ratio: dict[str, float], target: float) -> str:
+    """``"below target"`` or ``"above target"`` when the 95% interval of the median ratio lies on one
+    side of ``target``; ``"not resolved"`` when the timing noise leaves it straddling the target."""
+    low, high = ratio.get("ci_low", ratio["median"]), ratio.get("ci_high", ratio["median"])
+    if high < target:
+        return "below target"
+    if low > target:
+        return "above target"
+    return "not resolved"
 
 
 def _sync(device: torch.device) -> None:
@@ -165,7 +194,7 @@ def time_backbone(case: BackboneCase, device: torch.device, methods: Sequence[st
     for method in methods:
         out["ms"][method] = {k: v * 1000 for k, v in _quantiles(times[method]).items()}
         if method != "cam":
-            out["ratio"][method] = _quantiles([t / b for t, b in zip(times[method], base)])
+            out["ratio"][method] = ratio_summary([t / b for t, b in zip(times[method], base)])
     return out
 
 
@@ -183,7 +212,9 @@ def run_cost(
     if devices is None:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     backbones = backbones or {"cpu": CPU_BACKBONES, "cuda": CUDA_BACKBONES}
-    backbone_reps = backbone_reps or {"small": 40, "vgg16": 10, "resnet50": 10}
+    # The small net's step (~0.16 s on 2 cores) varies by +-7% from one step to the next on a shared
+    # machine: 120 repetitions pin its median ratio to about +-0.015.
+    backbone_reps = backbone_reps or {"small": 120, "vgg16": 10, "resnet50": 10}
     out: dict[str, Any] = {"devices": {}}
     for name in devices:
         device = torch.device(name)

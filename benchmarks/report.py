@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.accuracy import CLAIM_METRICS, KEYS
+from benchmarks.cost import verdict
 
 FIG_DPI = 90
 SHORT = {
@@ -183,8 +184,8 @@ def _claims_section(results: dict[str, Any]) -> list[str]:
         for row in entry["backbones"]:
             r = row["ratio"].get("dgdm")
             if r:
-                ok = "holds" if r["median"] < target else "not met"
-                parts.append(f"{row['arch']}{' AMP' if row['amp'] else ''} x{r['median']:.3f} **{ok}**")
+                ok = {"below target": "holds", "above target": "not met"}.get(verdict(r, target), "not resolved")
+                parts.append(f"{row['arch']}{' AMP' if row['amp'] else ''} x{r['median']:.3f} {_interval(r)} **{ok}**")
         rows.append([f"No computation overhead: DGDM / backbone step time < {target} on {name} "
                      f"({entry['device']})", "; ".join(parts), "", ""])
     lines.append(_table(header, rows))
@@ -195,10 +196,11 @@ def _claims_section(results: dict[str, Any]) -> list[str]:
                     key=lambda row: row["ratio"]["dgdm"]["median"], default=None)
         if worst is not None:
             r = worst["ratio"]["dgdm"]
-            verdict = "holds" if r["median"] < entry["target_ratio"] else "does not hold"
-            lines.insert(len(lines) - 1, f"- No computation overhead on {name} ({entry['device']}): **{verdict}**; the "
-                         f"largest DGDM / CAM step-time ratio is x{r['median']:.3f} (quartiles {r['q25']:.3f}-"
-                         f"{r['q75']:.3f}) on {worst['arch']}, against the target {entry['target_ratio']}.")
+            said = {"below target": "holds", "above target": "does not hold"}.get(
+                verdict(r, entry["target_ratio"]), "not resolved by this run's timing noise")
+            lines.insert(len(lines) - 1, f"- No computation overhead on {name} ({entry['device']}): **{said}**; the "
+                         f"largest DGDM / CAM step-time ratio is x{r['median']:.3f} {_interval(r)} on "
+                         f"{worst['arch']}, against the target {entry['target_ratio']}.")
     return lines
 
 
@@ -290,12 +292,21 @@ def _accuracy_section(acc: dict[str, Any], doc_dir: Path) -> list[str]:
     return lines
 
 
+def _interval(ratio: dict[str, float]) -> str:
+    """``(95% CI a-b)`` of a median ratio, or the quartiles for results written before intervals existed."""
+    if "ci_low" in ratio:
+        return f"(95% CI {ratio['ci_low']:.3f}-{ratio['ci_high']:.3f})"
+    return f"(quartiles {ratio['q25']:.3f}-{ratio['q75']:.3f})"
+
+
 def _cost_section(cost: dict[str, Any]) -> list[str]:
     lines = ["## Cost: training-step time", "", _provenance(cost.get("meta")), "",
              "One training step = forward, cross-entropy, backward (no optimiser step), channels-last, on random "
              "inputs. Variants of a comparison are timed in the same process, interleaved (every repetition runs "
              "each variant once, in a rotated order); the ratio to the plain backbone is taken within a "
-             "repetition. Median [first quartile, third quartile] over repetitions.", ""]
+             "repetition. Median [first quartile, third quartile] over repetitions; for ratios also the 95% "
+             "bootstrap interval of the median (seed 0). The target is met when that whole interval lies below it, "
+             "missed when it lies above, and *not resolved* when it straddles the target.", ""]
     if "cuda" not in cost.get("devices", {}):
         lines += ["**No GPU was available for this run**: the table has CPU rows only. Run `make bench` on a "
                   "machine with CUDA to add GPU rows (with AMP).", ""]
@@ -312,8 +323,11 @@ def _cost_section(cost: dict[str, Any]) -> list[str]:
                 r = row["ratio"].get(method)
                 ratio = f"{r['median']:.3f} [{r['q25']:.3f}, {r['q75']:.3f}]" if r else "1 (reference)"
                 flag = ""
+                if r:
+                    ratio += f"; median in {_interval(r)}" if "ci_low" in r else ""
                 if r and method == "dgdm":
-                    flag = "below target" if r["median"] < entry["target_ratio"] else "**above target**"
+                    flag = verdict(r, entry["target_ratio"])
+                    flag = f"**{flag}**" if flag != "below target" else flag
                 rows.append([f"{row['arch']} {row['input']}px x{row['batch']}{' AMP' if row['amp'] else ''}",
                              method, ", ".join(row["positions"][method]) or "–",
                              f"{ms['median']:.1f} [{ms['q25']:.1f}, {ms['q75']:.1f}]", ratio, flag])

@@ -321,6 +321,72 @@ def apply_spatial_choice(
     return features * (drop_mask if _coin(drop_rate, generator) else importance)
 
 
+class _ImportanceScaled(torch.autograd.Function):
+    """``F1 * I`` with ``F1 = F * Mdrop1`` (``F1 = F`` when the channel mask is None) and
+    ``I = sigmoid(mean_c F1)``, with two (B, C, H, W) allocations instead of autograd's six. On CPU
+    a fresh buffer of F's size costs about as much as a pass over it (large blocks go back to the
+    system when freed), so this roughly halves the branch's time.
+
+    ``dL/dF1 = g * I + (sum_c g * F1) * (1 - I) * I / C`` with ``g = dL/dout``, and
+    ``dL/dF = dL/dF1 * Mdrop1``. The operations are autograd's own, in its order (sigmoid's backward,
+    then the mean's division by C), so values and gradients are bit-for-bit those of the plain
+    expression: networks trained before this function existed train the same.
+    """
+
+    @staticmethod
+    def forward(ctx, features: Tensor, channel_mask: Tensor | None) -> Tensor:  # type: ignore[override]
+        if channel_mask is None:
+            importance = importance_map(spatial_attention(features))
+            output = features * importance
+        else:
+            output = features * channel_mask[:, :, None, None]
+            importance = importance_map(spatial_attention(output))
+            output.mul_(importance)
+        ctx.save_for_backward(features, importance, channel_mask)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        features, importance, channel_mask = ctx.saved_tensors
+        channels = None if channel_mask is None else channel_mask[:, :, None, None]
+        if torch.is_grad_enabled():  # create_graph=True: let autograd differentiate the plain expression
+            with torch.enable_grad():
+                dropped = features if channels is None else features * channels
+                output = dropped * importance_map(spatial_attention(dropped))
+            return torch.autograd.grad(output, features, grad_output, create_graph=True)[0], None
+        grad = grad_output * features
+        if channels is not None:
+            grad.mul_(channels)
+        through_attention = grad.sum(dim=1, keepdim=True).mul_(1.0 - importance).mul_(importance)
+        through_attention /= features.shape[1]
+        torch.mul(grad_output, importance, out=grad)
+        grad.add_(through_attention)
+        if channels is not None:
+            grad.mul_(channels)
+        return grad, None
+
+
+class _DoublyMasked(torch.autograd.Function):
+    """``F * Mdrop1 * Mdrop2`` where ``Mdrop2`` is computed from ``F1 = F * Mdrop1``.
+
+    Both masks are constants for autograd, so ``dL/dF = dL/dout * Mdrop1 * Mdrop2``: only the two
+    small masks are saved, and ``F1`` becomes the output in place. The values are those of
+    ``(F * Mdrop1) * Mdrop2`` exactly.
+    """
+
+    @staticmethod
+    def forward(ctx, features: Tensor, channel_mask: Tensor, drop_mask_of: object) -> Tensor:  # type: ignore[override]
+        dropped = features * channel_mask[:, :, None, None]
+        drop_mask = drop_mask_of(spatial_attention(dropped))  # type: ignore[operator]
+        ctx.save_for_backward(channel_mask, drop_mask)
+        return dropped.mul_(drop_mask)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, None, None]:  # type: ignore[override]
+        channel_mask, drop_mask = ctx.saved_tensors
+        return grad_output.mul(channel_mask[:, :, None, None]).mul_(drop_mask), None, None
+
+
 # --------------------------------------------------------------------------------------------
 # Modules
 # --------------------------------------------------------------------------------------------
@@ -372,7 +438,7 @@ class _SpatialChoice(_AttentionModule):
             with torch.no_grad():
                 drop_mask = self._drop_mask(spatial_attention(features))
             return features * drop_mask
-        return features * importance_map(spatial_attention(features))
+        return _ImportanceScaled.apply(features, None)
 
 
 class ADL(_SpatialChoice):
@@ -571,10 +637,15 @@ class DGDM(_SpatialChoice):
         return _sagd_drop_mask(attention, self.delta_l, self.delta_h, _block_side(self.block_size, attention.shape[-2]))
 
     def _train_forward(self, features: Tensor) -> Tensor:
-        dropped, _ = self._channel_dropped(features)
-        if not self.use_sagd:
-            return dropped
-        return self._erase_or_scale(dropped)
+        if not (self.use_cagd and self.use_sagd) or self.per_sample:
+            dropped, _ = self._channel_dropped(features)
+            return self._erase_or_scale(dropped) if self.use_sagd else dropped
+        # Same draws in the same order as the path above (channels, then the coin), fewer passes
+        # over F: the erasing branch never needs autograd to keep F1 = F * Mdrop1.
+        channel_mask, _, _ = cagd_channel_mask(features, self.beta, self.alpha, self.keep_ratio, self.generator)
+        if _coin(self.drop_rate, self.generator):
+            return _DoublyMasked.apply(features, channel_mask, self._drop_mask)
+        return _ImportanceScaled.apply(features, channel_mask)
 
     def masks(self, features: Tensor) -> dict[str, Tensor]:
         """Maps for ``F`` (B, C, H, W), only for the parts switched on. CAGD (one draw):

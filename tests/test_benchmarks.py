@@ -200,6 +200,31 @@ def test_backbone_timing_gives_a_ratio_per_method_with_and_without_autocast(one_
         assert all(r["q25"] <= r["median"] <= r["q75"] for r in row["ratio"].values())
 
 
+def test_median_interval_covers_the_median_and_narrows_with_more_repetitions():
+    import random
+
+    from benchmarks import cost
+
+    rng = random.Random(1)
+    few = [1.04 + rng.gauss(0, 0.07) for _ in range(10)]
+    many = [1.04 + rng.gauss(0, 0.07) for _ in range(400)]
+    for values in (few, many):
+        low, high = cost.median_interval(values)
+        assert low <= sorted(values)[len(values) // 2] <= high
+    assert cost.median_interval(many)[1] - cost.median_interval(many)[0] < (
+        cost.median_interval(few)[1] - cost.median_interval(few)[0]) / 3
+    assert cost.median_interval(few) == cost.median_interval(few)  # seeded
+
+
+def test_cost_verdict_needs_the_whole_interval_on_one_side_of_the_target():
+    from benchmarks import cost
+
+    assert cost.verdict({"median": 1.02, "ci_low": 1.01, "ci_high": 1.04}, 1.05) == "below target"
+    assert cost.verdict({"median": 1.08, "ci_low": 1.06, "ci_high": 1.10}, 1.05) == "above target"
+    assert cost.verdict({"median": 1.04, "ci_low": 1.02, "ci_high": 1.07}, 1.05) == "not resolved"
+    assert cost.verdict({"median": 1.06, "q25": 1.0, "q75": 1.1}, 1.05) == "above target"  # older results
+
+
 def test_interleaved_timing_rotates_the_order_of_variants():
     import torch
 

@@ -378,6 +378,44 @@ def test_training_forward_equals_the_published_masks_applied(make, per_sample: b
         assert torch.equal(module(features), expected)
 
 
+@pytest.mark.parametrize("drop_rate", [0.0, 1.0], ids=["importance", "erasing"])
+@pytest.mark.parametrize(
+    "make", [lambda g, rate: ADL(drop_rate=rate, generator=g), lambda g, rate: SAGD(drop_rate=rate, generator=g),
+             lambda g, rate: DGDM(drop_rate=rate, alpha=0.7, generator=g),
+             lambda g, rate: DGDM(use_cagd=False, drop_rate=rate, generator=g)],
+    ids=["adl", "sagd", "dgdm", "dgdm-no-cagd"],
+)
+def test_training_gradient_equals_autograd_through_the_published_masks(make, drop_rate: float) -> None:
+    """The branches have hand-written backward passes (fewer buffers); the gradient must be autograd's
+    through ``F * Mdrop1 * M`` or ``F1 * sigmoid(mean_c F1)`` with the same draws, bit for bit (so
+    cached networks trained through the plain expressions stay valid), channels-last included."""
+    features = torch.rand(3, 24, 9, 9).contiguous(memory_format=torch.channels_last)
+    weights = torch.randn(3, 24, 9, 9)
+    module, reference = make(_gen(2), drop_rate).train(), make(_gen(2), drop_rate)
+    for _ in range(3):
+        ours = features.clone().requires_grad_(True)
+        (module(ours) * weights).sum().backward()
+        theirs = features.clone().requires_grad_(True)
+        maps = reference.masks(theirs.detach())
+        kept = theirs * maps["channel_mask"][:, :, None, None] if "channel_mask" in maps else theirs
+        importance = torch.sigmoid(kept.mean(1, keepdim=True))
+        chosen = apply_spatial_choice(kept, maps["drop_mask"], importance, drop_rate, False, reference.generator)
+        (chosen * weights).sum().backward()
+        assert torch.equal(ours.grad, theirs.grad)
+
+
+@pytest.mark.parametrize("drop_rate", [0.0, 1.0], ids=["importance", "erasing"])
+@pytest.mark.parametrize("cls", [ADL, SAGD, DGDM])
+def test_backward_passes_gradcheck_twice(cls, drop_rate: float) -> None:
+    features = torch.rand(2, 4, 5, 5, dtype=torch.float64, requires_grad=True)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return cls(drop_rate=drop_rate, generator=_gen(4)).train()(x)
+
+    assert torch.autograd.gradcheck(forward, (features,))
+    assert torch.autograd.gradgradcheck(forward, (features,))
+
+
 # --------------------------------------------------------------------------------------------
 # Random-block control
 # --------------------------------------------------------------------------------------------
