@@ -331,7 +331,8 @@ def _cost_section(cost: dict[str, Any]) -> list[str]:
                 rows.append([f"{row['arch']} {row['input']}px x{row['batch']}{' AMP' if row['amp'] else ''}",
                              method, ", ".join(row["positions"][method]) or "–",
                              f"{ms['median']:.1f} [{ms['q25']:.1f}, {ms['q75']:.1f}]", ratio, flag])
-        lines += [f"Backbones ({row['reps']} repetitions each; target for DGDM: ratio < {entry['target_ratio']}):", "",
+        reps = ", ".join(f"{row['arch']} {row['reps']}" for row in entry["backbones"])
+        lines += [f"Backbones (repetitions: {reps}; target for DGDM: ratio < {entry['target_ratio']}):", "",
                   _table(["Backbone", "Method", "Insertion points", "ms / step", "ratio to CAM", "DGDM target"], rows), ""]
     return lines
 

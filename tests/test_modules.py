@@ -257,6 +257,17 @@ def test_block_expansion_keeps_the_map_size_and_covers_a_clipped_square(
     assert blocks.nonzero().tolist() == [[r, c] for r in rows for c in cols]
 
 
+@given(seed=st.integers(0, 10_000), block_size=st.integers(1, 7), height=st.integers(1, 20), width=st.integers(1, 20))
+@settings(max_examples=60, deadline=None)
+def test_block_expansion_equals_a_stride_one_max_pool_over_the_padded_map(
+    seed: int, block_size: int, height: int, width: int
+) -> None:
+    region = (torch.rand(3, 1, height, width, generator=_gen(seed)) > 0.85).float()
+    before, after = (block_size - 1) // 2, block_size // 2
+    padded = torch.nn.functional.pad(region, (before, after, before, after))
+    assert torch.equal(expand_blocks(region, block_size), torch.nn.functional.max_pool2d(padded, block_size, stride=1))
+
+
 @given(seed=st.integers(0, 10_000), block_size=st.integers(1, 5), delta_l=st.floats(0.0, 0.4))
 @settings(max_examples=40, deadline=None)
 def test_sagd_masks_are_binary_and_the_block_region_contains_the_thresholded_pixels(
