@@ -198,13 +198,38 @@ def time_backbone(case: BackboneCase, device: torch.device, methods: Sequence[st
     return out
 
 
+def time_forward_share(device: torch.device, batch: int = 64, backbone_reps: int = 3, module_reps: int = 30,
+                       seed: int = 0) -> dict[str, Any]:
+    """One DGDM forward (train mode) on ``F`` of shape (batch, 512, 14, 14), the map VGG16-GAP's
+    conv5_3 gives at 224 px, against one VGG16-GAP forward of the same batch; no gradients, both
+    channels-last. The methods issue asks for a share under 5% on CPU."""
+    from dgdm_lib.models import build_model
+    from dgdm_lib.modules import DGDM
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = build_model("vgg16", "cam", num_classes=200).to(device=device, memory_format=torch.channels_last).train()
+    images = torch.randn(batch, 3, 224, 224, generator=gen).to(device).contiguous(memory_format=torch.channels_last)
+    features = torch.randn(batch, 512, 14, 14, generator=gen).relu().to(device)
+    features = features.contiguous(memory_format=torch.channels_last)
+    module = DGDM().train()
+    with torch.no_grad():
+        backbone = interleaved({"vgg16": lambda: model(images)}, backbone_reps, 1, device)["vgg16"]
+        dgdm = interleaved({"dgdm": lambda: module(features)}, module_reps, 3, device)["dgdm"]
+    vgg_ms, dgdm_ms = (statistics.median(t) * 1000 for t in (backbone, dgdm))
+    return {"batch": batch, "backbone_reps": backbone_reps, "module_reps": module_reps,
+            "vgg16_forward_ms": _quantiles([t * 1000 for t in backbone]),
+            "dgdm_forward_ms": _quantiles([t * 1000 for t in dgdm]), "share": dgdm_ms / vgg_ms}
+
+
 def run_cost(
     devices: Sequence[str] | None = None,
     backbones: dict[str, Sequence[BackboneCase]] | None = None,
-    module_reps: int = 30,
+    module_reps: int = 60,
     module_shape: Sequence[int] = MODULE_SHAPE,
     backbone_reps: dict[str, int] | None = None,
     log: Callable[[str], None] = print,
+    forward_share: int = 64,
 ) -> dict[str, Any]:
     """The cost section: CPU always, CUDA (with AMP) when present."""
     from benchmarks.environment import load_average
@@ -225,6 +250,10 @@ def run_cost(
         began = time.perf_counter()
         log(f"[cost] {name}: modules alone on {tuple(module_shape)} ...")
         entry["modules"] = time_modules(device, module_shape, reps=module_reps if name == "cpu" else 3 * module_reps)
+        if forward_share:
+            log(f"[cost] {name}: one DGDM forward against one VGG16-GAP forward, batch {forward_share} ...")
+            entry["forward_share"] = time_forward_share(device, batch=forward_share)
+            log(f"[cost]   DGDM adds {100 * entry['forward_share']['share']:.2f}% to the VGG16-GAP forward")
         entry["backbones"] = []
         amp_modes = (False, True) if device.type == "cuda" else (False,)
         for case in backbones[device.type]:

@@ -317,6 +317,13 @@ def _cost_section(cost: dict[str, Any]) -> list[str]:
                   f"{mods['reps']} repetitions:", ""]
         rows = [[n, f"{m['median']:.2f} [{m['q25']:.2f}, {m['q75']:.2f}]"] for n, m in mods["ms"].items()]
         lines += [_table(["Module", "ms"], rows), ""]
+        share = entry.get("forward_share")
+        if share:
+            vgg, dgdm = share["vgg16_forward_ms"], share["dgdm_forward_ms"]
+            lines += [f"Forward only, no gradients, batch {share['batch']}: one DGDM forward on F of shape "
+                      f"({share['batch']}, 512, 14, 14) takes {dgdm['median']:.2f} ms (median of {share['module_reps']}), "
+                      f"one VGG16-GAP forward at 224 px {vgg['median']:.0f} ms (median of {share['backbone_reps']}): "
+                      f"DGDM adds **{100 * share['share']:.2f}%** (the methods issue's bound: 5%).", ""]
         rows = []
         for row in entry["backbones"]:
             for method, ms in row["ms"].items():

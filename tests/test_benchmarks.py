@@ -177,9 +177,11 @@ def test_tiny_benchmark_writes_a_page_and_json_with_every_section(tmp_path, monk
     assert rows["CAM"]["n"] == 2 and len(rows["CAM"]["gt_known_loc@0.2"]["values"]) == 2
     assert results["accuracy"]["plan"]["schedule"] == {"epochs": 1, "train_size": 192, "val_size": 32, "test_size": 32}
     assert results["cost"]["devices"]["cpu"]["backbones"][0]["ratio"]["dgdm"]["median"] > 0
+    assert 0 < results["cost"]["devices"]["cpu"]["forward_share"]["share"] < 1
     assert results["book"]["notebooks"]["quick"]["notebooks"]["00_start_here.ipynb"]["seconds"] == 3.0
     page = (out / "results.md").read_text()
     assert "Which of the paper's claims hold here" in page
+    assert "DGDM adds" in page
     assert "No GPU was available" in page or "cuda" in results["cost"]["devices"]
     for figure in results["accuracy"]["figures"].values():
         assert (out / figure).is_file() and f"]({figure})" in page
