@@ -35,11 +35,12 @@ A run's cache key (``BeetleRun.key()``) includes the torch thread count, so runs
 notebooks only when trained with the notebooks' count: ``--jobs 1`` and no ``--threads``.
 
 Budget (2 cores): the accuracy section trains 57 runs, two at a time with one torch thread each
-(``--jobs``/``--threads``). At ~45 s a run on our 2 idle AVX2 cores that is about 45 min, over the
-30 min we aimed for; runs the notebooks already trained are reused with ``--data data --resume
---jobs 1`` (18 of the 57 after ``make book`` with ``DGDM_SEED_OFFSET`` 0, 1 and 2). Cost takes
-about 3 min; book a few seconds when ``make book`` has written its times, else the notebooks are
-executed (a few minutes per mode with their models cached).
+(``--jobs``/``--threads``). On our 2 idle AVX2 cores (2026-11-29) that took 50.7 min (about 100 s a
+run, two at a time); one at a time with two threads (``--jobs 1``) 47 min: over the 30 min we
+aimed for. Runs the notebooks already trained are reused with ``--data data --resume --jobs 1``
+(18 of the 57 after ``make book`` with ``DGDM_SEED_OFFSET`` 0, 1 and 2). Cost takes about 4.5 min;
+book a few seconds when ``make book`` or an earlier benchmark has written its times, else the
+notebooks are executed (a few minutes per mode with their models cached).
 The benchmark sets ``OMP_WAIT_POLICY=PASSIVE`` unless it is set: on 2 cores shared with other jobs
 (load average ~4), a step of the small net took 1.7 s with two spinning OpenMP threads, 150 ms with
 two passive ones and 140 ms with one thread.
