@@ -437,17 +437,21 @@ class _SpatialChoice(_AttentionModule):
         """The 0/1 keep mask (B, 1, H, W) for the self-attention map ``A``."""
         raise NotImplementedError
 
-    def _erase_or_scale(self, features: Tensor) -> Tensor:
+    def _erase_or_scale(self, features: Tensor, channel_mask: Tensor | None = None) -> Tensor:
+        """The spatial choice on ``F1 = F * Mdrop1`` (``F`` itself when ``channel_mask`` is None)."""
         if self.per_sample:
-            attention = spatial_attention(features)
+            dropped = features if channel_mask is None else features * channel_mask[:, :, None, None]
+            attention = spatial_attention(dropped)
             drop_mask = self._drop_mask(attention.detach())
-            return apply_spatial_choice(features, drop_mask, importance_map(attention), self.drop_rate, True,
+            return apply_spatial_choice(dropped, drop_mask, importance_map(attention), self.drop_rate, True,
                                         self.generator)
-        if _coin(self.drop_rate, self.generator):
-            with torch.no_grad():
-                drop_mask = self._drop_mask(spatial_attention(features))
-            return features * drop_mask
-        return _ImportanceScaled.apply(features, None)
+        if not _coin(self.drop_rate, self.generator):
+            return _ImportanceScaled.apply(features, channel_mask)
+        if channel_mask is not None:
+            return _DoublyMasked.apply(features, channel_mask, self._drop_mask)
+        with torch.no_grad():
+            drop_mask = self._drop_mask(spatial_attention(features))
+        return features * drop_mask
 
 
 class ADL(_SpatialChoice):
@@ -633,28 +637,24 @@ class DGDM(_SpatialChoice):
             raise ValueError(f"unknown ablation row {row!r}: choose one of {', '.join(ABLATION_ROWS)}")
         return cls(**{**ABLATION_ROWS[row], **kwargs})  # type: ignore[arg-type]
 
-    def _channel_dropped(self, features: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def _channel_maps(self, features: Tensor) -> dict[str, Tensor]:
+        """One CAGD draw: ``channel_mask`` (Mdrop1), ``channel_score`` (S), ``important_channels``;
+        empty when CAGD is off."""
         if not self.use_cagd:
-            return features, {}
+            return {}
         channel_mask, scores, important = cagd_channel_mask(
             features, self.beta, self.alpha, self.keep_ratio, self.generator
         )
-        maps = {"channel_mask": channel_mask, "channel_score": scores, "important_channels": important}
-        return features * channel_mask[:, :, None, None], maps
+        return {"channel_mask": channel_mask, "channel_score": scores, "important_channels": important}
 
     def _drop_mask(self, attention: Tensor) -> Tensor:
         return _sagd_drop_mask(attention, self.delta_l, self.delta_h, _block_side(self.block_size, attention.shape[-2]))
 
     def _train_forward(self, features: Tensor) -> Tensor:
-        if not (self.use_cagd and self.use_sagd) or self.per_sample:
-            dropped, _ = self._channel_dropped(features)
-            return self._erase_or_scale(dropped) if self.use_sagd else dropped
-        # Same draws in the same order as the path above (channels, then the coin), fewer passes
-        # over F: the erasing branch never needs autograd to keep F1 = F * Mdrop1.
-        channel_mask, _, _ = cagd_channel_mask(features, self.beta, self.alpha, self.keep_ratio, self.generator)
-        if _coin(self.drop_rate, self.generator):
-            return _DoublyMasked.apply(features, channel_mask, self._drop_mask)
-        return _ImportanceScaled.apply(features, channel_mask)
+        channel_mask = self._channel_maps(features).get("channel_mask")
+        if self.use_sagd:
+            return self._erase_or_scale(features, channel_mask)
+        return features if channel_mask is None else features * channel_mask[:, :, None, None]
 
     def masks(self, features: Tensor) -> dict[str, Tensor]:
         """Maps for ``F`` (B, C, H, W), only for the parts switched on. CAGD (one draw):
@@ -662,7 +662,8 @@ class DGDM(_SpatialChoice):
         ``F1 = F * Mdrop1``, all (B, 1, H, W): ``attention`` (A), ``normalized_attention`` (An),
         ``importance`` (I), ``stage1``, ``stage2``, ``region`` (D_block), ``drop_mask`` (Mdrop2)."""
         _check_features(features, "DGDM.masks")
-        dropped, maps = self._channel_dropped(features)
+        maps = self._channel_maps(features)
+        dropped = features * maps["channel_mask"][:, :, None, None] if maps else features
         if self.use_sagd:
             maps.update(sagd_drop_region(dropped, self.delta_l, self.delta_h, self.block_size))
         return maps
