@@ -361,11 +361,14 @@ def claims(summary: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
 def cagd_activity(run: BeetleRun, betas: Sequence[float] = BETAS, images: int = 128) -> dict[str, Any]:
     """Share of channels CAGD may drop (``|S_c| < beta * min_c |S_c|``) on the trained ``run``'s
     features at each insertion point, over ``images`` validation images; also the share of
-    images whose smallest channel score is 0 (then the beta rule keeps every channel)."""
+    images whose smallest channel score is 0 (then the beta rule keeps every channel) and, per
+    beta, of images with no important channel (``max_c |S_c| < beta * min_c |S_c|``: even the
+    strongest channel is dropped with probability alpha)."""
     import torch
 
     from dgdm_lib.cam import capture_features
     from dgdm_lib.experiments import beetle_loader, trained_model
+    from dgdm_lib.modules import cagd_rule_regimes
 
     model = trained_model(run, progress=False).eval()
     images_, _ = next(iter(beetle_loader(run, "val", batch_size=images, size=images)))
@@ -380,5 +383,9 @@ def cagd_activity(run: BeetleRun, betas: Sequence[float] = BETAS, images: int = 
             "channels": int(magnitude.shape[1]),
             "dead_min_share": float((low.squeeze(1) <= 1e-12).float().mean() * 100),
             "droppable_share": {f"{b:g}": float((magnitude < b * low).float().mean() * 100) for b in betas},
+            "none_important_share": {
+                f"{b:g}": float(cagd_rule_regimes(store.output.float(), b)["none_important"].float().mean() * 100)
+                for b in betas
+            },
         }
     return out

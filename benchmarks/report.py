@@ -282,14 +282,25 @@ def _accuracy_section(acc: dict[str, Any], doc_dir: Path) -> list[str]:
     if activity:
         lines += ["### CAGD at work", "",
                   f"On the trained seed-0 DGDM network ({activity['images']} validation images, eval mode), the "
-                  "share of channels CAGD may drop (|S_c| < beta * min_c |S_c|) at each insertion point, and the "
+                  "share of channels CAGD may drop (|S_c| < beta * min_c |S_c|) at each insertion point, the "
                   "share of images whose weakest channel has S_c = 0 (then the beta rule drops nothing: SPEC 3's "
-                  "\"reading chosen\"; `keep_ratio` is the alternative).", ""]
+                  "\"reading chosen\"; `keep_ratio` is the alternative), and the share of images with no "
+                  "important channel (max_c |S_c| < beta * min_c |S_c|: then even the strongest channel is "
+                  "dropped with probability alpha).", ""]
         betas = list(next(iter(activity["positions"].values()))["droppable_share"])
         rows = [[pos, str(v["channels"]), f"{v['dead_min_share']:.0f}%",
-                 *(f"{v['droppable_share'][b]:.1f}%" for b in betas)] for pos, v in activity["positions"].items()]
-        lines += [_table(["Position", "C", "images with min S_c = 0", *(f"droppable, beta {b}" for b in betas)], rows), ""]
+                 *(f"{v['droppable_share'][b]:.1f}%" for b in betas),
+                 *(_share(v.get("none_important_share", {}).get(b)) for b in betas)]
+                for pos, v in activity["positions"].items()]
+        header = ["Position", "C", "images with min S_c = 0", *(f"droppable, beta {b}" for b in betas),
+                  *(f"images with none important, beta {b}" for b in betas)]
+        lines += [_table(header, rows), ""]
     return lines
+
+
+def _share(value: float | None) -> str:
+    """A percentage cell; a dash for results measured before the column existed."""
+    return "–" if value is None else f"{value:.1f}%"
 
 
 def _interval(ratio: dict[str, float]) -> str:
@@ -297,6 +308,161 @@ def _interval(ratio: dict[str, float]) -> str:
     if "ci_low" in ratio:
         return f"(95% CI {ratio['ci_low']:.3f}-{ratio['ci_high']:.3f})"
     return f"(quartiles {ratio['q25']:.3f}-{ratio['q75']:.3f})"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _skipped(part: dict[str, Any] | None) -> str | None:
+    """The reason a photos part did not run, or None when it ran."""
+    if part is None:
+        return "not run"
+    return part.get("skipped")
+
+
+def _photos_section(photos: dict[str, Any]) -> list[str]:
+    """Real photographs: pretrained Lite0 on ImageNet, the CUB fine-tunes, the fast fine-tune's speed."""
+    plan = photos.get("plan", {})
+    tau = plan.get("tau", 0.2)
+    lines = ["## Real photographs", ""]
+    cub = photos.get("cub") or {}
+    runs = cub.get("runs", [])
+    extra = f"seeds {', '.join(map(str, plan.get('seeds', [])))}"
+    if runs:
+        now = cub.get("trained_now", 0)
+        extra += (f"; {_plural(len(runs), 'fine-tune')}, "
+                  + ("all trained now" if now == len(runs) else f"{now} trained now, the others read from the cache"))
+    if "variants" in (photos.get("speed") or {}):
+        extra += f", plus the {len(photos['speed']['variants'])} timing runs below"
+    lines += [_provenance(photos.get("meta"), extra), ""]
+
+    lines += ["### The ImageNet classifier, no training", ""]
+    net = photos.get("imagenet") or {}
+    why = _skipped(net)
+    if why:
+        lines += [f"Skipped: {why}", ""]
+    else:
+        gt = net.get(f"gt_known_loc@{tau:g}")
+        lines += [
+            f"EfficientNet-Lite0 with its ImageNet weights and 1000-class classifier; the CAM of the true class on "
+            f"{net['images']} ILSVRC validation images (`{net['root']}`), in {net['seconds']:.0f} s with "
+            f"{net['torch_threads']} torch threads.", "",
+            _table(["Images", "Top-1 Clas", f"GT-known Loc @{tau:g}", "MaxBoxAcc (best tau)", "MaxBoxAccV2",
+                    f"CAM box / GT box area at tau {tau:g}: median", "share below 1"],
+                   [[str(net["images"]), f"{net['top1_clas']:.1f}", "–" if gt is None else f"{gt:.1f}",
+                     f"{net['maxboxacc']:.1f} ({net['best_tau']:.2f})", f"{net['maxboxacc_v2']:.1f}",
+                     f"{net['box_ratio_median']:.2f}", f"{net['box_ratio_below_1']:.0f}%"]]), "",
+            f"A median area ratio below 1 means the box at tau {tau:g} is usually smaller than the object: the "
+            f"classifier looks at the part that names the class." if net["box_ratio_median"] < 1 else
+            f"The median area ratio is not below 1: at tau {tau:g} the boxes are usually at least as large as "
+            f"the objects.", "",
+        ]
+
+    lines += ["### Fine-tuned on CUB birds", ""]
+    why = _skipped(cub)
+    if why:
+        lines += [f"Skipped: {why}", ""]
+    else:
+        r = cub["recipe"]
+        images = cub["images"]
+        lines += [
+            f"The pretrained Lite0 fine-tuned on the first {r['classes']} CUB species "
+            f"({', '.join(s.replace('_', ' ') for s in cub['species'])}) of `{cub['root']}`: modules after "
+            f"{', '.join(r['positions'])}; backbone frozen through {r['freeze']}; {r['optimizer'].upper()} lr "
+            f"{r['lr']:g} {r['schedule'].replace('onecycle', 'one-cycle')}, batch {r['batch_size']}, "
+            f"{_plural(r['epochs'], 'epoch')}, "
+            f"{r['image_size']} px crops of {r['resize']} px images with flips (recipe "
+            f"`{r['version']}`). CUB has no validation split: tau is chosen on {r['val_per_class']} training "
+            f"images per species carved out before training ({images['val']} images; {images['train']} left to "
+            f"train on), and every number is on the {images['test']} test images. Backbone: "
+            f"{cub['backbone'].rstrip('.')}. Cells: mean ± sd [95% t interval] over seeds, in percent; training "
+            f"seconds as recorded when the run was trained.", "",
+        ]
+        header = ["Method", "n", "Top-1 Clas", f"GT-known Loc @{tau:g}", "GT-known Loc @val tau", "MaxBoxAccV2",
+                  "val tau", "train s", "s / epoch (mean)"]
+        rows = []
+        for row in cub["table"]:
+            t = row.get("tau_val")
+            rows.append([row["name"], str(row["n"]), cell(row.get("top1_clas")), cell(row.get("gt_known_loc@0.2")),
+                         cell(row.get("gt_known_loc@tau_val")), cell(row.get("maxboxacc_v2")),
+                         f"{t['mean']:.2f}" if t else "–", cell(row.get("train_seconds"), 0),
+                         cell(row.get("mean_epoch_s"), 1)])
+        lines += [_table(header, rows), ""]
+        lines += _photo_verdicts(cub.get("vs_baseline", []), plan, tau)
+
+    lines += ["### What the fast fine-tune costs", ""]
+    sp = photos.get("speed") or {}
+    why = _skipped(sp)
+    if why:
+        lines += [f"Skipped: {why}", ""]
+    else:
+        variants = sp["variants"]
+        fast, plain = variants["fast"], variants["plain"]
+        label = {"fast": f"fast (frozen through {fast['freeze']})", "plain": "plain (full backprop)"}
+        kept = fast["timed_epochs"]
+        epochs = f"epoch {kept[0]}" if len(kept) == 1 else f"epochs {kept[0]}-{kept[-1]}"
+        rows = [[label[name], f"{v['trainable_parameters'] / 1e6:.2f} M of {v['parameters'] / 1e6:.2f} M",
+                 f"{v['median_epoch_s']:.1f}", ", ".join(f"{x:.1f}" for x in v["epoch_seconds"]),
+                 f"{v['train_seconds']:.0f}", f"{v['top1_clas']:.1f}", f"{v['gt_known_loc@0.2']:.1f}",
+                 f"{v['gt_known_loc@tau_val']:.1f}", f"{v['maxboxacc_v2']:.1f}", _fmt_load(v.get("load_after"))]
+                for name, v in variants.items()]
+        cost = sp["accuracy_cost"]
+        lines += [
+            f"{sp['method_name']}, seed {sp['seed']}, the same recipe trained twice now (never read from the "
+            f"cache), one after the other in this process with {sp['torch_threads']} torch threads: backbone "
+            f"frozen through {fast['freeze']} (the recipe above) and plain full backprop (nothing frozen). "
+            "Seconds per epoch: " + (f"median over {epochs} (the first epoch has the warm-up)" if kept[0] > 1 else
+                                     f"{epochs} only (a single epoch was trained: its time includes the warm-up)")
+            + f"; load average before {_fmt_load(sp.get('load_before'))}.", "",
+            _table(["Fine-tune", "trainable parameters", f"s / epoch (median, {epochs})", "every epoch (s)",
+                    "train s", "Top-1 Clas", f"GT-known Loc @{tau:g}", "GT-known Loc @val tau", "MaxBoxAccV2",
+                    "load average after"], rows), "",
+            f"The fast fine-tune is **{sp['speedup']:.2f}x** as fast as full backprop per epoch (ratio of the "
+            f"medians above). What it costs, fast - plain in points on one seed (no interval: a few test images "
+            f"decide a point): Top-1 Clas {cost['top1_clas']:+.1f}, GT-known Loc @{tau:g} "
+            f"{cost['gt_known_loc@0.2']:+.1f}, @val tau {cost['gt_known_loc@tau_val']:+.1f}, MaxBoxAccV2 "
+            f"{cost['maxboxacc_v2']:+.1f}." if sp.get("speedup") else "No speed-up could be computed.", "",
+        ]
+    return lines
+
+
+def _photo_verdicts(comparisons: list[dict[str, Any]], plan: dict[str, Any], tau: float) -> list[str]:
+    """Each method against CAM: the differences with their intervals and verdicts, then in words."""
+    if not comparisons:
+        return ["No comparison with CAM: CAM was not among the methods run.", ""]
+    margin = plan.get("top1_margin", 1.0)
+    base = comparisons[0]["baseline_name"]
+    keys = ["gt_known_loc@0.2", "gt_known_loc@tau_val", "maxboxacc_v2", "top1_clas"]
+    heads = [f"GT-known Loc @{tau:g}", "GT-known Loc @val tau", "MaxBoxAccV2",
+             f"Top-1 Clas (not more than {margin:g} below)"]
+    lines = [
+        f"Against {base}: `method - {base}` in points, mean over seeds with a Welch 95% interval, and the verdicts "
+        f"of the beetles claims above: **holds** when the whole interval is above 0 (for Top-1: above -{margin:g}, "
+        f"\"keeps classification\"), **reversed** when it is below, **not shown** when it straddles; with one "
+        f"seed there is no interval and the verdict reads the sign alone.", "",
+    ]
+    rows = []
+    for comp in comparisons:
+        cells = []
+        for key in keys:
+            m = comp["metrics"].get(key)
+            cells.append("–" if m is None else f"{signed(m)} **{m['verdict']}**")
+        rows.append([f"{comp['name']} vs {base}", *cells])
+    lines += [_table(["Comparison", *heads], rows), "", "In plain words:", ""]
+    for comp in comparisons:
+        m = comp["metrics"]
+        parts = [f"{label} **{m[key]['verdict']}** ({signed(m[key])})"
+                 for key, label in (("gt_known_loc@0.2", f"at tau {tau:g}"), ("gt_known_loc@tau_val", "at the val tau"),
+                                    ("maxboxacc_v2", "in MaxBoxAccV2")) if key in m]
+        text = f"- {comp['name']} localises birds better than {base}: " + "; ".join(parts) + "."
+        if "top1_clas" in m:
+            text += (f" It keeps {base}'s classification (Top-1 no more than {margin:g} "
+                     f"point{'' if margin == 1 else 's'} below): "
+                     f"**{m['top1_clas']['verdict']}** ({signed(m['top1_clas'])}).")
+        lines.append(text)
+    lines.append("")
+    return lines
 
 
 def _cost_section(cost: dict[str, Any]) -> list[str]:
@@ -383,6 +549,16 @@ def _book_section(book: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _seeds(results: dict[str, Any]) -> str:
+    """The training seeds of the accuracy section, and the photos section's when they differ."""
+    acc = results.get("accuracy", {}).get("plan", {}).get("seeds")
+    photos = results.get("photos", {}).get("plan", {}).get("seeds")
+    text = ", ".join(map(str, acc)) if acc is not None else "–"
+    if photos is not None and photos != acc:
+        text = (f"{text} (beetles); " if acc is not None else "") + f"{', '.join(map(str, photos))} (photos)"
+    return text
+
+
 def render(results: dict[str, Any], doc_dir: Path) -> str:
     """The whole page."""
     machine, versions = results["machine"], results["versions"]
@@ -398,17 +574,21 @@ def render(results: dict[str, Any], doc_dir: Path) -> str:
         f"{machine['memory_gib']} GiB, {machine['os']}, torch threads {machine['torch_threads']}; "
         f"GPU: {machine['gpu'] or 'none (no CUDA device: CPU rows only)'}",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
-        f"- Seeds: {', '.join(map(str, results['accuracy']['plan']['seeds'])) if 'accuracy' in results else '–'} "
-        "(training); cost inputs are drawn with seed 0",
+        f"- Seeds (training): {_seeds(results)}; cost inputs are drawn with seed 0",
         "- Each section below says which command produced it, when, and under what load.",
         "",
     ]
     if results.get("tiny"):
-        lines += ["> **Smoke-test configuration (`--tiny`)**: 1 epoch on 192 images, tiny cost cases. These numbers "
-                  "only show that the pipeline runs; they say nothing about the methods.", ""]
+        photo_plan = results.get("photos", {}).get("plan")
+        photos = (f"; photos: {photo_plan['classes']} species, {_plural(photo_plan['epochs'], 'epoch')}, seeds "
+                  f"{', '.join(map(str, photo_plan['seeds']))}" if photo_plan else "")
+        lines += [f"> **Smoke-test configuration (`--tiny`)**: 1 epoch on 192 images, tiny cost cases{photos}. These "
+                  "numbers only show that the pipeline runs; they say nothing about the methods.", ""]
     lines += _claims_section(results)
     if "accuracy" in results:
         lines += _accuracy_section(results["accuracy"], doc_dir)
+    if "photos" in results:
+        lines += _photos_section(results["photos"])
     if "cost" in results:
         lines += _cost_section(results["cost"])
     if "book" in results:

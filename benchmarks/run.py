@@ -3,7 +3,7 @@
 Writes ``docs/results.md`` (tables, figures under ``docs/figures/``, machine, versions, seeds, the
 command) and ``docs/results.json`` (every number of the page, machine-readable), from one run.
 
-Sections (``--only accuracy,cost,book``; default all three):
+Sections (``--only accuracy,cost,book,photos``; default all four):
 
 * **accuracy**: beetles, the small CPU network, classroom schedule, seeds 0, 1, 2. Methods CAM,
   ADL, SAGD stage 1, stage 1+2, DGDM (+CAGD) and the random-block control; SAGD block sizes 1, 2,
@@ -19,6 +19,12 @@ Sections (``--only accuracy,cost,book``; default all three):
   Notebook times are read from ``build/book_times.json`` (``make book``) or from an earlier
   benchmark's ``build/bench_book/<mode>/book_times.json`` when present, else the notebooks are
   executed now (``--book-source auto``, the default); the page names the source of each number.
+* **photos**: real photographs (``benchmarks/photos.py``). The ImageNet-pretrained EfficientNet-Lite0's
+  CAMs on the ILSVRC val images of ``DGDM_IMAGENET_ROOT`` (no training), then CAM, ADL, SAGD 1+2 and
+  DGDM fine-tuned on the first ``--photo-classes`` (10) species of ``DGDM_CUB_ROOT`` over ``--seeds``
+  (chapter 09's recipe, models cached in the data folder), each method against CAM with intervals and
+  verdicts, and the fast fine-tune (frozen through stage3) timed against full backprop, both trained
+  now. A part whose images are missing is skipped with what to get; the bench goes on.
 
 From scratch by default. Training runs go to a benchmark data folder (``--data``, default
 ``build/bench_data``) that is emptied first (``--fresh``, the default), so ``make bench`` trains
@@ -30,6 +36,7 @@ every run again and regenerates the dataset. The benchmark always runs in classr
     python benchmarks/run.py --only cost              # one section; the others stay as they are in results.json
     python benchmarks/run.py --report-only            # re-render results.md from results.json
     python benchmarks/run.py --tiny --out /tmp/bench  # a seconds-long smoke run of the whole pipeline
+    DGDM_CUB_ROOT=~/cub DGDM_IMAGENET_ROOT=~/ilsvrc python benchmarks/run.py --only photos  # real photos only
 
 A run's cache key (``BeetleRun.key()``) includes the torch thread count, so runs are shared with the
 notebooks only when trained with the notebooks' count: ``--jobs 1`` and no ``--threads``.
@@ -68,7 +75,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-SECTIONS = ("accuracy", "cost", "book")
+SECTIONS = ("accuracy", "cost", "book", "photos")
 GROUPS = ("methods", "block_size", "beta", "contrast")
 MARKER = ".dgdm-bench"
 
@@ -79,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("Useful variants::")[1],
     )
     parser.add_argument("--only", default=",".join(SECTIONS),
-                        help="comma-separated sections to run: accuracy, cost, book (default: all)")
+                        help="comma-separated sections to run: accuracy, cost, book, photos (default: all)")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
     parser.add_argument("--groups", default=",".join(GROUPS),
                         help="accuracy tables to fill: methods, block_size, beta, contrast (default: all)")
@@ -105,9 +112,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per process (default: cores / jobs for the workers, torch's choice for "
                              "the main process); on a loaded machine 1 is much faster than 2")
+    parser.add_argument("--photo-classes", type=int, default=None,
+                        help="photos: fine-tune on the first N CUB species (default 10; 2 with --tiny)")
+    parser.add_argument("--photo-methods", default=None,
+                        help="photos: methods to fine-tune, CAM first as the baseline (default cam,adl,sagd12,dgdm; "
+                             "cam,dgdm with --tiny)")
+    parser.add_argument("--photo-epochs", type=int, default=None, help="photos: fine-tune epochs (default 6; 1 with --tiny)")
+    parser.add_argument("--imagenet-limit", type=int, default=None,
+                        help="photos: score the first N ILSVRC val images (default all; 20 with --tiny)")
     parser.add_argument("--report-only", action="store_true", help="only re-render results.md from results.json")
     parser.add_argument("--tiny", action="store_true",
-                        help="smoke test: 1 epoch on 192 images, tiny cost cases; writes to build/bench_tiny by default")
+                        help="smoke test: 1 epoch on 192 images, tiny cost cases; photos: 2 species, 1 epoch, the "
+                             "first seed, cam and dgdm, 20 ImageNet images; writes to build/bench_tiny by default")
     args = parser.parse_args(argv)
     cores = _usable_cores()
     args.jobs = args.jobs if args.jobs is not None else min(2, cores)
@@ -116,10 +132,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.groups = _split(args.groups, GROUPS, "--groups")
     args.seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
     args.book_modes = _split(args.book_modes, ("quick", "classroom"), "--book-modes")
-    if args.methods:
+    if args.methods or args.photo_methods:
         from dgdm_lib.models import METHODS
 
-        args.methods = _split(args.methods, tuple(METHODS), "--methods")
+        if args.methods:
+            args.methods = _split(args.methods, tuple(METHODS), "--methods")
+        if args.photo_methods:
+            args.photo_methods = _split(args.photo_methods, tuple(METHODS), "--photo-methods")
     if args.out is None:
         args.out = ROOT / "build" / "bench_tiny" if args.tiny else ROOT / "docs"
     return args
@@ -309,6 +328,29 @@ def section_book(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def photo_plan(args: argparse.Namespace):
+    """The photos section's plan from the options (``--tiny``: a 1-2 minute smoke run)."""
+    from benchmarks.photos import DEFAULT_METHODS, PhotoPlan
+
+    tiny = args.tiny
+    return PhotoPlan(
+        classes=args.photo_classes or (2 if tiny else 10),
+        epochs=args.photo_epochs or (1 if tiny else 6),
+        seeds=tuple(args.seeds[:1] if tiny else args.seeds),
+        methods=tuple(args.photo_methods or (("cam", "dgdm") if tiny else DEFAULT_METHODS)),
+        imagenet_limit=args.imagenet_limit or (20 if tiny else None),
+    )
+
+
+def section_photos(args: argparse.Namespace) -> dict[str, Any]:
+    from benchmarks.photos import run_photos
+
+    plan = photo_plan(args)
+    log(f"[photos] {plan.classes} CUB species, epochs {plan.epochs}, methods {', '.join(plan.methods)}, seeds "
+        f"{plan.seeds}, ImageNet images: {plan.imagenet_limit or 'all'}")
+    return run_photos(plan, log)
+
+
 # --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
@@ -339,6 +381,8 @@ def write(results: dict[str, Any], out: Path, keep_other_sections: bool = False)
     """Write results.json and results.md (atomically). With ``keep_other_sections``, the sections
     this run did not produce are taken from the file as it is *now*, so two partial runs that
     overlap in time (``--only cost`` while ``--only accuracy`` trains) do not erase each other."""
+    from dgdm_lib.atomic import atomic_write_text
+
     from benchmarks import report
 
     out.mkdir(parents=True, exist_ok=True)
@@ -351,9 +395,7 @@ def write(results: dict[str, Any], out: Path, keep_other_sections: bool = False)
         results = {**results, **{k: on_disk[k] for k in SECTIONS if k in on_disk and k not in results}}
     for path, text in ((json_path, json.dumps(report.nan_to_none(results), indent=1, default=str) + "\n"),
                        (md_path, report.render(results, out))):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write_text(path, text)
     return json_path, md_path
 
 
@@ -386,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"[bench] data folder {data} ({'emptied' if args.fresh else 'reused'}); classroom mode; "
         f"sections {', '.join(args.only)}; output {args.out}")
     sections = {"accuracy": lambda: section_accuracy(args, args.out), "cost": lambda: section_cost(args),
-                "book": lambda: section_book(args)}
+                "book": lambda: section_book(args), "photos": lambda: section_photos(args)}
     for name in SECTIONS:
         if name in args.only:
             meta = {"command": results["command"], "started": environment.now(), "load_before": environment.load_average(),

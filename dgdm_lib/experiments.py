@@ -4,7 +4,8 @@ notebooks and the benchmark alike.
 ``BeetleRun`` names a run (method, seed, pattern contrast, hyperparameters); ``trained_model(run)``
 trains it with the SPEC 8 recipe (AdamW lr 2e-3 one-cycle, batch 64, flips) or loads it from the
 cache in ``data_dir()/models``; ``measure(run)`` evaluates it with the threshold chosen on the
-validation split and caches the numbers in ``data_dir()/results``. Quick mode (tests, CI) trains
+validation split and caches the numbers in ``data_dir()/results`` (with a sha256 over them: a
+damaged or hand-edited file is measured again). Quick mode (tests, CI) trains
 exactly as classroom mode (shorter schedules made the book's claims flip between seeds) and
 measures on fewer test images; the two modes share cached models.
 """
@@ -12,16 +13,20 @@ measures on fewer test images; the two modes share cached models.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import statistics
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from dgdm_lib.atomic import atomic_write_json
 from dgdm_lib.config import data_dir, get_device, quick_mode
 from dgdm_lib.training import config_hash
 
@@ -188,22 +193,48 @@ def measure(run: BeetleRun, tau: float = 0.2, progress: bool = True) -> dict[str
 
     Keys as ``dgdm_lib.evaluation.evaluate`` (percentages) plus ``tau_val``, ``gt_known_loc@tau_val``,
     ``top1_loc@tau_val``, ``train_seconds`` and the run's ``label``, ``method`` and ``seed``.
+    The file stores them with their sha256; one that cannot be read, has the wrong shape or
+    fails the hash (damaged, or edited by hand) is measured again, with a warning.
     """
     from dgdm_lib.evaluation import evaluate_val_test
 
     path = data_dir() / "results" / f"{run.result_key()}-tau{tau:g}.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        metrics, problem = _read_results(path, run)
+        if metrics is not None:
+            return metrics
+        warnings.warn(f"measuring {run.label} (seed {run.seed}) again: the cached results {path} {problem}",
+                      stacklevel=2)
     model = trained_model(run, progress=progress)
     metrics = evaluate_val_test(model, beetle_loader(run, "val"), beetle_loader(run, "test"), tau=tau)
     result = getattr(model, "train_result", None) or {}
     metrics.update(label=run.label, method=run.method, seed=run.seed, pattern_contrast=run.pattern_contrast,
                    train_seconds=result.get("seconds"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(metrics, indent=1, default=float))
-    tmp.replace(path)
+    metrics = json.loads(json.dumps(metrics, default=float))  # as a reader of the file will see them
+    atomic_write_json(path, {"metrics": metrics, "sha256": _results_hash(metrics)}, indent=1)
     return metrics
+
+
+def _results_hash(metrics: dict[str, Any]) -> str:
+    """sha256 of the metrics as canonical JSON (keys sorted)."""
+    return hashlib.sha256(json.dumps(metrics, sort_keys=True).encode()).hexdigest()
+
+
+def _read_results(path: Path, run: BeetleRun) -> tuple[dict[str, Any] | None, str]:
+    """The metrics a results file holds, or ``(None, what is wrong with it)``."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        return None, f"cannot be read ({error.__class__.__name__}: {error})"
+    metrics = stored.get("metrics") if isinstance(stored, dict) else None
+    if not (isinstance(metrics, dict) and isinstance(stored.get("sha256"), str)):
+        return None, "do not hold a metrics object and its sha256 (written by an older dgdm_lib, or damaged)"
+    if _results_hash(metrics) != stored["sha256"]:
+        return None, "do not match their sha256 (damaged, or edited by hand)"
+    expected = {"label": run.label, "method": run.method, "seed": run.seed}
+    if any(metrics.get(key) != value for key, value in expected.items()):
+        return None, f"belong to another run (expected {expected})"
+    return metrics, ""
 
 
 def measure_many(runs: Iterable[BeetleRun], tau: float = 0.2) -> list[dict[str, Any]]:

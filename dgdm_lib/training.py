@@ -5,10 +5,12 @@ whatever yields ``(images, targets)`` batches (the cross-team batch contract). T
 runs under ``torchrun``: when a process group is initialised it wraps the model in
 DistributedDataParallel, reduces the epoch metrics across ranks and lets rank 0 write.
 
-Checkpoints are written atomically (temporary file, then ``os.replace``) at the end of every
-epoch with the model, optimiser, scheduler, gradient scaler and every random state that the next
-epoch consumes (Python, NumPy, torch CPU/CUDA, the loader's and the modules' generators), so
-``resume=True`` continues bit-for-bit where the last checkpoint left off.
+Checkpoints are written atomically (``dgdm_lib.atomic``) at the end of every epoch with the
+model, optimiser, scheduler, gradient scaler and every random state that the next epoch consumes
+(Python, NumPy, torch CPU/CUDA, the loader's and the modules' generators), so ``resume=True``
+continues bit-for-bit where the last checkpoint left off. They hold tensors and plain values only
+and are read with ``torch.load(weights_only=True)``: a file that would make the loader import
+anything else (a pickled object can run code) is refused with ``CheckpointError``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import random
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -31,10 +31,12 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from dgdm_lib.atomic import atomic_write, remove_stale_temps
 from dgdm_lib.config import data_dir, get_device, seed_everything
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "CheckpointError",
     "DistributedBatches",
     "DistributedInfo",
     "ResumeMismatchError",
@@ -209,18 +211,31 @@ def _generators(model: nn.Module, loader: Any) -> list[torch.Generator]:
 
 
 def _rng_state(generators: list[torch.Generator]) -> dict[str, Any]:
+    """Every random state the next epoch consumes, as tensors and plain values (``weights_only``)."""
     return {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": _numpy_state(),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "generators": [g.get_state() for g in generators],
     }
 
 
+def _numpy_state() -> dict[str, Any]:
+    """NumPy's global state with its key array as an int64 tensor (an ndarray would need pickle)."""
+    name, keys, position, has_gauss, cached = np.random.get_state(legacy=True)
+    return {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def _set_numpy_state(state: Mapping[str, Any]) -> None:
+    keys = state["keys"].numpy().astype(np.uint32)
+    np.random.set_state((state["name"], keys, state["position"], state["has_gauss"], state["cached_gaussian"]))
+
+
 def _set_rng_state(state: Mapping[str, Any], generators: list[torch.Generator]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    _set_numpy_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -234,29 +249,101 @@ def _set_rng_state(state: Mapping[str, Any], generators: list[torch.Generator]) 
         gen.set_state(gen_state)
 
 
+class ResumeMismatchError(ValueError):
+    """``resume=True`` found a checkpoint written with other training settings."""
+
+
+class CheckpointError(ResumeMismatchError):
+    """A checkpoint file cannot be used: empty, damaged, not a training checkpoint, or holding
+    objects other than tensors and plain values. The message names the file and what to do.
+
+    A ``ResumeMismatchError``, so that whoever refuses a mismatched checkpoint refuses this one too.
+    """
+
+
+def _plain(value: Any) -> Any:
+    """``value`` in the forms ``torch.load(weights_only=True)`` accepts, for the non-tensor parts of
+    a checkpoint (configurations, histories): paths become strings, NumPy scalars Python numbers,
+    NumPy arrays tensors; containers are converted item by item; anything else unknown becomes its
+    ``str``, as ``config.json`` records it."""
+    if value is None or isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    for kind in (bool, int, float, complex, str, bytes):
+        if isinstance(value, kind):  # a subclass (np.float64, an enum) would pickle as its own class
+            return value if type(value) is kind else kind(value)
+    if isinstance(value, Mapping):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    for kind in (list, tuple, set, frozenset):
+        if isinstance(value, kind):
+            return kind(_plain(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    return str(value)
+
+
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: a reader never
-    sees a half-written checkpoint, even if the process dies mid-write."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(dict(state), handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``torch.save`` through ``dgdm_lib.atomic.atomic_write``: a reader never sees a half-written
+    checkpoint, even if the process dies mid-write. ``state`` must hold tensors and plain values
+    only (``_plain`` converts the rest), or ``load_checkpoint`` will refuse the file."""
+    return atomic_write(path, lambda stream: torch.save(dict(state), stream))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by ``save_checkpoint`` (random states included, hence not
-    ``weights_only``: load only checkpoints you wrote)."""
+    """Read a checkpoint written by ``save_checkpoint`` with ``torch.load(weights_only=True)``.
+
+    Raises ``FileNotFoundError`` when there is no file and ``CheckpointError`` when it is empty,
+    damaged, not a dict, or would make the loader import anything (a pickled object can run code):
+    such a file is refused before any of it runs. Also removes temporary files that killed writers
+    left next to it (``dgdm_lib.atomic.remove_stale_temps``).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: train first, or pass the run folder that holds {CHECKPOINT_NAME}")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    remove_stale_temps(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # noqa: BLE001  a damaged file fails in whatever parser step it breaks
+        raise _unloadable(path, error) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"cannot load checkpoint {path}: it holds a {type(state).__name__}, not the dict "
+                              f"that dgdm_lib writes. {_RETRAIN}")
+    return state
+
+
+_RETRAIN = "Train again to rewrite it, or pass an intact checkpoint written by dgdm_lib."
+
+
+def _unloadable(path: Path, error: Exception) -> CheckpointError:
+    """The ``CheckpointError`` for a file ``torch.load(weights_only=True)`` failed on."""
+    try:
+        imports = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001  damaged too badly to list what it imports
+        imports = []
+    if imports:
+        return CheckpointError(
+            f"cannot load checkpoint {path}: it asks to import {', '.join(imports)}, but a checkpoint may only hold "
+            "tensors and plain values (loading other objects can run code), so it was refused unread. Load only "
+            "checkpoints written by dgdm_lib; one written by a version before weights-only checkpoints must be "
+            "trained again."
+        )
+    if isinstance(error, PermissionError):
+        return CheckpointError(f"cannot load checkpoint {path}: no permission to read it ({error.strerror})")
+    if path.stat().st_size == 0:
+        return CheckpointError(f"cannot load checkpoint {path}: the file is empty (was its writer stopped?). "
+                               f"{_RETRAIN}")
+    detail = (str(error).strip().splitlines() or [""])[0].split(". ")[0][:160]  # torch's first sentence
+    return CheckpointError(f"cannot load checkpoint {path}: the file is damaged, cut short or not a PyTorch checkpoint "
+                           f"({error.__class__.__name__}{': ' + detail if detail else ''}). {_RETRAIN}")
+
+
+def _require_fields(state: Mapping[str, Any], fields: Iterable[str], path: Path) -> None:
+    """``CheckpointError`` unless ``state`` holds every field a caller is about to read."""
+    missing = [name for name in fields if name not in state]
+    if missing:
+        raise CheckpointError(f"cannot use checkpoint {path}: it holds no {', '.join(map(repr, missing))}, so it was "
+                              f"not written by dgdm_lib.training. {_RETRAIN}")
 
 
 def model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
@@ -264,9 +351,11 @@ def model_from_checkpoint(path: str | Path, map_location: str | torch.device = "
     from dgdm_lib.models import build_model
 
     state = load_checkpoint(path, map_location)
+    _require_fields(state, ("model",), Path(path))
     config = state.get("model_config")
     if not config:
-        raise ValueError(f"{path} has no model_config: it was not written by dgdm_lib.training")
+        raise CheckpointError(f"cannot use checkpoint {path}: it has no model_config, so it was not written by "
+                              f"dgdm_lib.training. {_RETRAIN}")
     model = build_model(**config)
     model.load_state_dict(state["model"])
     return model.eval()
@@ -333,10 +422,6 @@ def _set_epoch(loader: Any, epoch: int) -> None:
             return
 
 
-class ResumeMismatchError(ValueError):
-    """``resume=True`` found a checkpoint written with other training settings."""
-
-
 def _check_resume(saved: Mapping[str, Any], current: Mapping[str, Any], path: Path) -> None:
     different = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
     if different:
@@ -345,6 +430,23 @@ def _check_resume(saved: Mapping[str, Any], current: Mapping[str, Any], path: Pa
             f"cannot resume from {path}: the training settings differ ({details}). "
             f"Resume with the same settings, or start a new run in another folder."
         )
+
+
+def _check_train_arguments(epochs: Any, lr: Any, weight_decay: Any, momentum: Any, new_layer_lr_mult: Any,
+                           seed: Any) -> None:
+    """``ValueError`` naming the argument for an epoch count < 1, a learning rate that is not a
+    finite number > 0, a negative or non-finite weight decay, momentum or multiplier, or a negative seed."""
+    import math
+
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    for name, value in (("weight_decay", weight_decay), ("momentum", momentum), ("new_layer_lr_mult", new_layer_lr_mult)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
 
 
 def train(
@@ -392,6 +494,7 @@ def train(
     """
     from tqdm.auto import tqdm
 
+    _check_train_arguments(epochs, lr, weight_decay, momentum, new_layer_lr_mult, seed)
     info = distributed_info()
     if device is None:
         device = torch.device("cuda", info.local_rank) if info.enabled and torch.cuda.is_available() else get_device()
@@ -419,6 +522,7 @@ def train(
     start_epoch = 0
     if resume and path is not None and path.is_file():
         state = load_checkpoint(path, map_location=device)
+        _require_fields(state, _RESUME_FIELDS, path)
         _check_resume(state["train_config"], settings, path)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -500,6 +604,11 @@ def train(
     return result
 
 
+#: What ``resume=True`` reads from a checkpoint.
+_RESUME_FIELDS = ("train_config", "model", "optimizer", "scheduler", "scaler", "rng", "epoch", "history",
+                  "step_losses")
+
+
 def _write_epoch_checkpoint(
     path: Path, net: nn.Module, opt: torch.optim.Optimizer, scheduler: Any, scaler: Any,
     generators: list[torch.Generator], settings: Mapping[str, Any], result: TrainResult,
@@ -516,16 +625,16 @@ def _write_epoch_checkpoint(
             "format": 1,
             "epoch": epoch,
             "model": net.state_dict(),
-            "model_config": getattr(net, "build_config", None),
+            "model_config": _plain(getattr(net, "build_config", None)),
             "optimizer": opt.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
             "rng": rng,
-            "train_config": dict(settings),
-            "history": result.history,
+            "train_config": _plain(dict(settings)),
+            "history": _plain(result.history),
             "step_losses": result.step_losses,
             "seconds": result.seconds + time.perf_counter() - started,
-            "extra": dict(extra_state or {}),
+            "extra": _plain(dict(extra_state or {})),
         })  # fmt: skip
     _barrier()
 
@@ -561,12 +670,12 @@ def train_or_load(
     model = build_fn()
     if path.is_file():
         try:
-            cached = torch.load(path, map_location="cpu", weights_only=False)
+            cached = load_checkpoint(path)
             if cached.get("hash") == key:
                 model.load_state_dict(cached["model"])
                 model.train_result = cached.get("train_result")
                 return model.eval()
-        except (OSError, RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as error:
+        except (CheckpointError, OSError, RuntimeError, KeyError) as error:
             warnings.warn(f"ignoring unreadable cached model {path}: {error}", stacklevel=2)
     outcome = train_fn(model)
     if isinstance(outcome, TrainResult):
@@ -574,8 +683,8 @@ def train_or_load(
     model.train_result = dict(outcome) if isinstance(outcome, Mapping) else None
     net = getattr(model, "module", model)
     save_checkpoint(path, {
-        "hash": key, "config": full, "model": net.state_dict(),
-        "model_config": getattr(net, "build_config", None), "train_result": model.train_result,
+        "hash": key, "config": _plain(full), "model": net.state_dict(),
+        "model_config": _plain(getattr(net, "build_config", None)), "train_result": _plain(model.train_result),
     })  # fmt: skip
     return model.eval()
 

@@ -69,6 +69,7 @@ assert get_device().type in {"cpu", "cuda"}
 # | 06 DGDM | CAGD + SAGD, trained, with the paper's ablation | CAM vs ADL vs DGDM over seeds |
 # | 07 evaluating right | fixed threshold vs MaxBoxAcc and PxAP | what erasing really changes |
 # | 08 real data | CUB-200-2011, Stanford Cars, ILSVRC from a local folder | the same pipeline at scale |
+# | 09 real photos | a pretrained Lite0 on ImageNet photos; CAM, ADL, SAGD, DGDM fine-tuned on birds | WSOL on real images, on a CPU |
 #
 # Chapters 02 to 07 train small networks on the CPU in under a minute each and cache them in the
 # data folder (`DGDM_DATA`, default `data/`), so a re-run or a later chapter reuses them.

@@ -25,8 +25,8 @@
 #
 # In this chapter we look at the channels of the CAM network trained in chapter 02, rank them as
 # CAGD does, see which survive one CAGD draw and what the attention map and the CAM look like
-# afterwards. We also meet a place where the paper's rule has to be read carefully: on real
-# features after a ReLU it can keep *every* channel.
+# afterwards. We also meet two places where the paper's rule has to be read carefully: on real
+# features after a ReLU it can keep *every* channel, and on near-equal channels it keeps *none*.
 
 # %% [markdown]
 # ## Why this matters: channels are not equal
@@ -42,7 +42,7 @@ import torch
 from IPython.display import display
 
 from dgdm_lib.experiments import BeetleRun, test_batch, trained_model
-from dgdm_lib.modules import CAGD, cagd_channel_mask
+from dgdm_lib.modules import CAGD, cagd_channel_mask, cagd_rule_regimes
 from dgdm_lib.plotting import to_display_images
 from dgdm_lib.views.attention import (
     cagd_view,
@@ -175,6 +175,39 @@ assert float(shares5.mean()) > 0.8, "on real features the beta rule keeps most c
 keep_share_view(F5, keep_ratio=0.5)
 
 # %% [markdown]
+# The rule has a second degenerate regime, at the other end. If every score lies within a factor
+# `beta` of the weakest, `max_c |S_c| < beta * min_c |S_c|`, no channel reaches `t`: none is
+# important, and every channel, *the strongest included*, is dropped with probability `alpha`.
+# CAGD then guides nothing; it is plain channel dropout. We build such a map by hand: 64 channels
+# whose averages run evenly from 1 to 2.5, so the strongest is 2.5 times the weakest, below
+# `beta = 3`. We draw the mask on 2000 copies of it (seed 0), then count both regimes on the real
+# features with `cagd_rule_regimes`.
+
+# %%
+flat = torch.linspace(1.0, 2.5, 64)[None, :, None, None].expand(2000, 64, 4, 4)
+mask_flat, scores_flat, important_flat = cagd_channel_mask(
+    flat, beta=3.0, alpha=0.5, generator=torch.Generator().manual_seed(0)
+)
+strongest = int(scores_flat[0].abs().argmax())
+dropped_strongest = 1 - float(mask_flat[:, strongest].mean())
+print(f"max |S| / min |S| = {float(scores_flat[0].max() / scores_flat[0].min()):.1f} < beta = 3: "
+      f"{100 * float(important_flat.float().mean()):.0f}% of the channels are important")
+print(f"the strongest channel is dropped in {100 * dropped_strongest:.1f}% of 2000 draws (alpha = 0.5)")
+assert not important_flat.any() and abs(dropped_strongest - 0.5) < 0.05
+assert bool(cagd_rule_regimes(flat[:1], beta=3.0)["none_important"])
+
+for name, f in features.items():
+    regimes = cagd_rule_regimes(f, beta=3.0)
+    print(f"{name}, beta=3: every channel important on {int(regimes['all_important'].sum())}/{len(f)} images, "
+          f"none important on {int(regimes['none_important'].sum())}/{len(f)}")
+
+# %% [markdown]
+# With seed 0 no test image meets the second regime at either block: the trained channel averages
+# spread over far more than a factor `beta`, while a dead channel (the first regime) does occur.
+# It is a corner of the rule to know about rather than one this network lives in; the top-k form
+# below has neither corner.
+
+# %% [markdown]
 # The book therefore offers the equivalent **top-k form** as well: `keep_ratio` keeps the top
 # `ceil(keep_ratio * C)` channels by `|S_c|` and drops each of the others with probability `alpha`
 # (`CAGD(keep_ratio=0.5)`). It does not depend on how small the smallest score is. With
@@ -293,8 +326,9 @@ check_redraw(draw_cagd, beta=3.0, alpha=0.5, keep_ratio=0.5, seed=1, image=1);
 # * On this network the strongest channels look at the beetle more than the weakest ones do, and
 #   dropping weak channels costs the classifier far less than dropping strong ones.
 # * Read literally, the `beta` rule keeps almost every channel on real ReLU features (all of them
-#   when one channel is dead). The book also offers the top-k form, `keep_ratio`, which drops a
-#   predictable share.
+#   when one channel is dead), and none when all scores lie within a factor `beta` of each other:
+#   then even the strongest channel is dropped with probability `alpha`. The book also offers the
+#   top-k form, `keep_ratio`, which drops a predictable share.
 #
 # ## Exercises
 #

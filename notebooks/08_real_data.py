@@ -254,6 +254,9 @@ else:
 #    `CUB_ROOT` at it. What does the error say? *Hint:* it is an `AnnotationError`, not a layout error.
 # 3. On a GPU, run the comparison for `cam` and `dgdm` with three seeds (`--seeds 0,1,2`). Is DGDM's
 #    gain over CAM larger than the spread between seeds? *Hint:* `summary.md` shows mean ± sd.
-# 4. Use `--dataset wsol --wsol-name CUB` with wsolevaluation's metadata, so that tau is chosen on
-#    the validation split rather than the test split. How much do the test numbers move?
-#    *Hint:* chapter 07.
+# 4. `--dataset cub` chooses tau on 5 training images per species held out as a validation split
+#    (`--val-per-class`). Use `--dataset wsol --wsol-name CUB` with wsolevaluation's metadata
+#    instead, whose validation split is a separate set of images with boxes. How much do the test
+#    numbers move? *Hint:* chapter 07.
+# 5. No GPU? Chapter 09 fine-tunes a small pretrained network (`--arch lite0`) on a few species
+#    on the CPU.

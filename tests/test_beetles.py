@@ -207,6 +207,100 @@ def test_corrupted_cache_file_is_regenerated_with_a_warning(tmp_path):
         load_beetles("test", root=tmp_path, size=6, verbose=False)
 
 
+SMALL = BeetlesConfig(image_size=16)
+
+
+def _small_cache(tmp_path, split="test"):
+    original = load_beetles(split, SMALL, root=tmp_path, size=3, verbose=False)
+    return original, beetles_cache_dir(SMALL, root=tmp_path)
+
+
+def test_truncated_cache_file_is_regenerated_with_a_warning(tmp_path):
+    original, folder = _small_cache(tmp_path)
+    data = (folder / "test.npz").read_bytes()
+    (folder / "test.npz").write_bytes(data[: len(data) // 2])
+    with pytest.warns(UserWarning, match=r"regenerating beetles test split .*cannot be read \(BadZipFile"):
+        again = load_beetles("test", SMALL, root=tmp_path, size=3, verbose=False)
+    assert again.content_hash() == original.content_hash()
+    assert (folder / "test.npz").read_bytes() == data
+
+
+def test_any_flipped_byte_of_a_cached_file_is_regenerated_or_harmless(tmp_path):
+    original, folder = _small_cache(tmp_path)
+    data = (folder / "test.npz").read_bytes()
+    # Sparse over the file, dense over the zip directory at its end (every byte was checked once: 16k flips).
+    for position in [*range(0, len(data) - 300, 37), *range(len(data) - 300, len(data), 4)]:
+        damaged = bytearray(data)
+        damaged[position] ^= 0x5A
+        (folder / "test.npz").write_bytes(bytes(damaged))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            again = load_beetles("test", SMALL, root=tmp_path, size=3, verbose=False)
+        assert again.content_hash() == original.content_hash(), f"byte {position}"
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: [],
+    lambda m: None,
+    lambda m: {**m, "splits": []},
+    lambda m: {**m, "splits": {"test": "test.npz"}},
+    lambda m: {**m, "splits": {"test": {**m["splits"]["test"], "size": "many"}}},
+    lambda m: {**m, "splits": {"test": {**m["splits"]["test"], "seed": 1.5}}},
+    lambda m: {**m, "splits": {"test": {**m["splits"]["test"], "sha256": 12}}},
+    lambda m: {**m, "splits": {"test": {**m["splits"]["test"], "file": "../elsewhere.npz"}}},
+    lambda m: {**m, "splits": {"test": {k: v for k, v in m["splits"]["test"].items() if k != "file"}}},
+], ids=["list", "null", "splits-list", "entry-string", "size-string", "seed-float", "hash-number", "file-outside",
+        "no-file"])
+def test_manifest_with_wrong_types_is_regenerated_with_a_warning(tmp_path, edit):
+    original, folder = _small_cache(tmp_path)
+    manifest_path = folder / "manifest.json"
+    manifest_path.write_text(json.dumps(edit(json.loads(manifest_path.read_text()))))
+    with pytest.warns(UserWarning, match=r"regenerating beetles test split .*manifest\.json"):
+        again = load_beetles("test", SMALL, root=tmp_path, size=3, verbose=False)
+    assert again.content_hash() == original.content_hash()
+    assert json.loads(manifest_path.read_text())["splits"]["test"]["sha256"] == original.content_hash()
+    load_beetles("val", SMALL, root=tmp_path, size=2, verbose=False)  # the manifest takes new entries again
+
+
+_RACING_WRITER = """
+import pathlib, sys, time
+from dgdm_lib.data import BeetlesConfig, beetles
+
+root, split, gate = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
+generate, read = beetles.generate_beetles, beetles._read_manifest
+
+def generate_together(*args, **kwargs):
+    arrays = generate(*args, **kwargs)
+    (gate / split).touch()
+    deadline = time.monotonic() + 60
+    while len(list(gate.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return arrays
+
+def slow_read(folder):
+    manifest = read(folder)
+    time.sleep(0.5)  # widen the read-modify-write window of the manifest
+    return manifest
+
+beetles.generate_beetles, beetles._read_manifest = generate_together, slow_read
+beetles.load_beetles(split, BeetlesConfig(image_size=16), root=root, size=3, verbose=False)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_generating_different_splits_both_end_up_in_the_manifest(tmp_path):
+    import subprocess
+    import sys
+
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    writers = [subprocess.Popen([sys.executable, "-c", _RACING_WRITER, str(tmp_path / "data"), split, str(gate)])
+               for split in ("val", "test")]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    manifest = json.loads((beetles_cache_dir(SMALL, root=tmp_path / "data") / "manifest.json").read_text())
+    assert sorted(manifest["splits"]) == ["test", "val"]
+
+
 @pytest.mark.slow
 def test_default_splits_generate_within_the_time_budget(tmp_path):
     import time

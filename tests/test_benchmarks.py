@@ -161,6 +161,8 @@ def test_book_times_from_files_name_their_source_and_flag_missing_notebooks(tmp_
 def test_tiny_benchmark_writes_a_page_and_json_with_every_section(tmp_path, monkeypatch, one_thread):
     monkeypatch.setenv("DGDM_QUICK", "1")  # the benchmark must force classroom mode anyway
     monkeypatch.setenv("DGDM_DATA", str(tmp_path / "elsewhere"))
+    for name in ("DGDM_CUB_ROOT", "DGDM_IMAGENET_ROOT"):  # photos: no images, so that part is skipped (its own test)
+        monkeypatch.setenv(name, str(tmp_path / "no_images"))
     out, build = tmp_path / "out", tmp_path / "build"
     build.mkdir()
     (build / "book_times.json").write_text(json.dumps({"mode": "quick", "seconds": {"00_start_here.ipynb": 3.0}}))
@@ -171,7 +173,8 @@ def test_tiny_benchmark_writes_a_page_and_json_with_every_section(tmp_path, monk
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert os.environ["DGDM_QUICK"] == "0"
-    assert set(results["sections_run"]) == {"accuracy", "cost", "book"}
+    assert set(results["sections_run"]) == {"accuracy", "cost", "book", "photos"}
+    assert "No CUB-200-2011 here" in results["photos"]["cub"]["skipped"]
     rows = {e["row"]: e for e in results["accuracy"]["tables"]["methods"]}
     assert set(rows) == {"CAM", "SAGD stage 1"}
     assert rows["CAM"]["n"] == 2 and len(rows["CAM"]["gt_known_loc@0.2"]["values"]) == 2
@@ -269,3 +272,150 @@ def test_report_renders_a_schedule_free_page_without_accuracy():
     page = report.render(results, Path("."))
     assert "The accuracy section has not been run." in page
     assert "train 4 images 0.10 s" in page
+
+
+# --------------------------------------------------------------------------------------------
+# Real photographs
+# --------------------------------------------------------------------------------------------
+def _photo_runs():
+    """Three seeds of CAM and DGDM: DGDM clearly better at tau 0.2, within noise at the val tau."""
+    values = {
+        "cam": {"top1_clas": [80.0, 81.0, 82.0], "gt_known_loc@0.2": [50.0, 51.0, 52.0],
+                "gt_known_loc@tau_val": [50.0, 55.0, 60.0], "maxboxacc_v2": [40.0, 41.0, 42.0]},
+        "dgdm": {"top1_clas": [80.5, 81.0, 81.5], "gt_known_loc@0.2": [60.0, 61.0, 62.0],
+                 "gt_known_loc@tau_val": [52.0, 50.0, 61.0], "maxboxacc_v2": [30.0, 31.0, 32.0]},
+    }
+    return [{"method": m, "seed": s, "tau_val": 0.25, "train_seconds": 60.0 + s, "mean_epoch_s": 10.0 + s,
+             "positions": [] if m == "cam" else ["stage6", "stage7"], "trained_now": True,
+             **{k: v[s] for k, v in values[m].items()}} for m in values for s in range(3)]
+
+
+def _photos_results():
+    from benchmarks import photos
+
+    runs = _photo_runs()
+    table = photos.summarize_runs(runs, ("cam", "dgdm"))
+    speed_variant = {"trainable_parameters": 3_300_000, "parameters": 3_370_000, "timed_epochs": [2, 3, 4, 5, 6],
+                     "top1_clas": 80.0, "gt_known_loc@0.2": 50.0, "gt_known_loc@tau_val": 51.0, "maxboxacc_v2": 40.0}
+    return {
+        "plan": {"classes": 10, "epochs": 6, "seeds": [0, 1, 2], "methods": ["cam", "dgdm"], "baseline": "cam",
+                 "tau": 0.2, "top1_margin": 1.0},
+        "imagenet": {"root": "/imagenet", "images": 500, "tau": 0.2, "top1_clas": 71.2, "gt_known_loc@0.2": 55.5,
+                     "maxboxacc": 60.1, "best_tau": 0.15, "maxboxacc_v2": 58.3, "box_ratio_median": 0.61,
+                     "box_ratio_below_1": 77.0, "torch_threads": 2, "seconds": 41.0},
+        "cub": {"root": "/cub", "backbone": "EfficientNet-Lite0, stride-1 stage6.", "species": ["Black_footed_Albatross"],
+                "images": {"train": 250, "val": 50, "test": 290},
+                "recipe": {"classes": 10, "epochs": 6, "freeze": "stage3", "image_size": 224, "resize": 256,
+                           "batch_size": 32, "lr": 0.01, "val_per_class": 5, "positions": ["stage6", "stage7"],
+                           "version": "lite0-v1", "optimizer": "sgd", "schedule": "onecycle"},
+                "runs": runs, "table": table, "vs_baseline": photos.compare_to_baseline(table), "trained_now": 6},
+        "speed": {"method": "cam", "method_name": "CAM", "seed": 0, "torch_threads": 2, "load_before": [1.0, 1.0, 1.0],
+                  "variants": {
+                      "fast": {**speed_variant, "freeze": "stage3", "epoch_seconds": [14.0, 10.0, 10.5, 9.5, 10.0, 10.2],
+                               "median_epoch_s": 10.0, "train_seconds": 64.2},
+                      "plain": {**speed_variant, "freeze": None, "trainable_parameters": 3_370_000,
+                                "epoch_seconds": [30.0, 25.0, 25.0, 24.0, 26.0, 25.0], "median_epoch_s": 25.0,
+                                "train_seconds": 155.0, "top1_clas": 81.5, "maxboxacc_v2": 39.0}},
+                  "speedup": 2.5, "accuracy_cost": {"top1_clas": -1.5, "gt_known_loc@0.2": 0.0,
+                                                    "gt_known_loc@tau_val": 0.0, "maxboxacc_v2": 1.0}},
+    }
+
+
+def test_photo_comparisons_use_the_claims_interval_and_verdict():
+    from benchmarks import photos
+
+    table = photos.summarize_runs(_photo_runs(), ("cam", "dgdm"))
+    cam = next(row for row in table if row["method"] == "cam")
+    assert cam["n"] == 3 and cam["gt_known_loc@0.2"]["mean"] == pytest.approx(51.0)
+    assert cam["gt_known_loc@0.2"]["sd"] == pytest.approx(1.0) and cam["gt_known_loc@0.2"]["ci95"][0] < 51.0
+    (dgdm,) = photos.compare_to_baseline(table)
+    expected = accuracy.difference([60.0, 61.0, 62.0], [50.0, 51.0, 52.0])
+    assert dgdm["metrics"]["gt_known_loc@0.2"]["ci95"] == pytest.approx(expected["ci95"])
+    assert dgdm["metrics"]["gt_known_loc@0.2"]["verdict"] == "holds"
+    assert dgdm["metrics"]["gt_known_loc@tau_val"]["verdict"] == "not shown"
+    assert dgdm["metrics"]["maxboxacc_v2"]["verdict"] == "reversed"
+    top1 = accuracy.difference([80.5, 81.0, 81.5], [80.0, 81.0, 82.0])
+    assert dgdm["metrics"]["top1_clas"]["verdict"] == accuracy.verdict(top1, margin=photos.TOP1_MARGIN)
+
+
+def test_photos_section_renders_tables_verdicts_and_speed_from_the_results():
+    results = _bare_results(photos=_photos_results())
+    page = report.render(results, Path("."))
+    section = page[page.index("## Real photographs"):page.index("## Protocol notes")]
+    assert "| 500 | 71.2 | 55.5 | 60.1 (0.15) | 58.3 | 0.61 | 77% |" in section
+    rows = {line.split(" | ")[0]: line for line in section.splitlines() if line.startswith("| ")}
+    assert rows["| CAM"].startswith("| CAM | 3 | 81.0 ± 1.0 [")
+    assert rows["| DGDM"].startswith("| DGDM | 3 | ")
+    diff = results["photos"]["cub"]["vs_baseline"][0]["metrics"]["gt_known_loc@0.2"]
+    assert f"| DGDM vs CAM | {report.signed(diff)} **holds** |" in section
+    assert "**not shown**" in section and "**reversed**" in section
+    assert "- DGDM localises birds better than CAM: at tau 0.2 **holds**" in section
+    assert "**2.50x** as fast" in section
+    assert "| fast (frozen through stage3) | 3.30 M of 3.37 M | 10.0 | 14.0, 10.0, 10.5, 9.5, 10.0, 10.2 |" in section
+    assert "Top-1 Clas -1.5" in section
+    assert "modules after stage6, stage7; backbone frozen through stage3; SGD lr 0.01 one-cycle" in section
+    assert "6 epochs" in section and "first 10 CUB species" in section and "5 training images per species" in section
+    assert "Seeds (training): 0, 1, 2 (photos)" in page
+
+
+def test_skipped_photo_parts_print_why():
+    why_cub, why_net = "No CUB-200-2011 here: set DGDM_CUB_ROOT", "No ILSVRC validation images here"
+    photos = {"plan": {"seeds": [0], "tau": 0.2}, "imagenet": {"skipped": why_net}, "cub": {"skipped": why_cub},
+              "speed": {"skipped": why_cub}}
+    page = report.render(_bare_results(photos=photos), Path("."))
+    assert f"Skipped: {why_net}" in page
+    assert page.count(f"Skipped: {why_cub}") == 2
+
+
+def test_report_only_renders_older_results_without_photos(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps(_bare_results(cost={"devices": {}})))
+    assert run.main(["--report-only", "--out", str(tmp_path)]) == 0
+    assert "Real photographs" not in (tmp_path / "results.md").read_text()
+
+
+def test_photos_options_and_tiny_plan():
+    args = run.parse_args(["--only", "photos", "--tiny"])
+    assert args.only == ("photos",) and "photos" in run.parse_args([]).only
+    plan = run.photo_plan(args)
+    assert (plan.classes, plan.epochs, plan.seeds, plan.methods, plan.imagenet_limit) == (2, 1, (0,), ("cam", "dgdm"), 20)
+    full = run.photo_plan(run.parse_args(["--photo-classes", "5", "--photo-methods", "cam,adl", "--seeds", "3,4"]))
+    assert (full.classes, full.epochs, full.seeds, full.methods, full.imagenet_limit) == (5, 6, (3, 4), ("cam", "adl"), None)
+    with pytest.raises(SystemExit):
+        run.parse_args(["--photo-methods", "cam,nope"])
+
+
+def test_photos_section_skips_missing_images_without_training(tmp_path, monkeypatch):
+    import dgdm_lib.photos as library
+
+    monkeypatch.setenv("DGDM_DATA", str(tmp_path))
+    monkeypatch.setenv("DGDM_CUB_ROOT", str(tmp_path / "no_cub"))
+    monkeypatch.setenv("DGDM_IMAGENET_ROOT", "")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the photos section trained or loaded a model without images")
+
+    for name in ("measure_photo_run", "finetuned_model", "imagenet_model", "photo_loaders"):
+        monkeypatch.setattr(library, name, must_not_run)
+    out = run.section_photos(run.parse_args(["--tiny", "--only", "photos"]))
+    assert out["imagenet"] == {"skipped": library.missing_message("imagenet")}
+    assert out["cub"] == {"skipped": library.missing_message("cub")}
+    assert out["speed"] == {"skipped": library.missing_message("cub")}
+    assert "Skipped: No CUB-200-2011 here" in report.render(_bare_results(photos=out), Path("."))
+
+
+@pytest.mark.slow
+def test_tiny_photos_benchmark_fine_tunes_and_times_both_recipes(tmp_path, monkeypatch):
+    """About a minute on 2 cores; needs DGDM_CUB_ROOT and DGDM_IMAGENET_ROOT (or the data folder's copies)."""
+    from dgdm_lib.photos import cub_root, imagenet_root
+
+    if cub_root() is None or imagenet_root() is None:
+        pytest.skip("no CUB / ILSVRC images on this machine (DGDM_CUB_ROOT, DGDM_IMAGENET_ROOT)")
+    out = tmp_path / "out"
+    assert run.main(["--tiny", "--only", "photos", "--data", str(tmp_path / "data"), "--out", str(out)]) == 0
+    photos = json.loads((out / "results.json").read_text())["photos"]
+    assert photos["imagenet"]["images"] == 20
+    assert [row["method"] for row in photos["cub"]["table"]] == ["cam", "dgdm"]
+    assert photos["cub"]["recipe"]["positions"] == ["stage6", "stage7"]
+    assert photos["speed"]["speedup"] > 0 and photos["speed"]["variants"]["plain"]["freeze"] is None
+    page = (out / "results.md").read_text()
+    assert "## Real photographs" in page and "| DGDM vs CAM |" in page

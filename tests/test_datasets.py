@@ -67,17 +67,17 @@ def cub_root(tmp_path) -> Path:
 
 
 def test_cub_splits_images_by_train_test_split(cub_root):
-    assert len(CUB200(cub_root, "train")) == 3 and len(CUB200(cub_root, "test")) == 3
+    assert len(CUB200(cub_root, "trainval")) == 3 and len(CUB200(cub_root, "test")) == 3
 
 
 def test_cub_labels_are_zero_based_in_class_id_order(cub_root):
-    dataset = CUB200(cub_root, "train")
+    dataset = CUB200(cub_root, "trainval")
     assert dataset.classes == ["001.Alpha_beetle", "002.Beta_bird", "003.Gamma_car"]
     assert [s["label"] for s in dataset.samples] == [2, 1, 0]  # images 1, 3, 5 have class ids 3, 2, 1
 
 
 def test_cub_xywh_boxes_become_xyxy_pixel_edges(cub_root):
-    image, target = CUB200(cub_root, "train")[1]  # image 3: x 10.5, y 2.5, w 8, h 20 in a 36x36 image
+    image, target = CUB200(cub_root, "trainval")[1]  # image 3: x 10.5, y 2.5, w 8, h 20 in a 36x36 image
     assert isinstance(image, tv_tensors.Image) and image.shape == (3, 36, 36)
     assert isinstance(target["boxes"], tv_tensors.BoundingBoxes)
     assert target["boxes"].tolist() == [[10.5, 2.5, 18.5, 22.5]]
@@ -85,7 +85,7 @@ def test_cub_xywh_boxes_become_xyxy_pixel_edges(cub_root):
 
 
 def test_cub_test_transform_puts_boxes_in_the_resized_frame(cub_root):
-    _, target = CUB200(cub_root, "train", transform=standard_transforms(train=False))[0]
+    _, target = CUB200(cub_root, "trainval", transform=standard_transforms(train=False))[0]
     # image 1 is 40x30 with box x 5..25, y 4..14: scaled by 224/40 and 224/30
     assert target["boxes"][0].tolist() == pytest.approx([5 * 5.6, 4 * 224 / 30, 25 * 5.6, 14 * 224 / 30], rel=1e-5)
 
@@ -141,7 +141,7 @@ def test_cub_box_outside_its_image_is_reported_with_the_image_id(cub_root):
     lines = (cub_root / "bounding_boxes.txt").read_text().splitlines()
     lines[0] = "1 30 4 20 10"  # x1 = 50 in a 40-pixel-wide image
     (cub_root / "bounding_boxes.txt").write_text("\n".join(lines) + "\n")
-    dataset = CUB200(cub_root)
+    dataset = CUB200(cub_root, "trainval")
     with pytest.raises(AnnotationError, match="outside its 40x30 image") as error:
         dataset[0]
     assert error.value.image_id.startswith("1 (") and error.value.line == 1
@@ -149,7 +149,7 @@ def test_cub_box_outside_its_image_is_reported_with_the_image_id(cub_root):
 
 def test_cub_unreadable_image_is_reported_with_the_image_id(cub_root):
     (cub_root / "images" / _cub_path(5, 1)).write_bytes(b"definitely not a png")
-    dataset = CUB200(cub_root)
+    dataset = CUB200(cub_root, "trainval")
     with pytest.raises(ImageReadError, match="cannot read image 5 ") as error:
         dataset[2]
     assert error.value.path.name == "img_0005.png"
@@ -159,7 +159,7 @@ def test_cub_unreadable_image_is_reported_with_the_image_id(cub_root):
 
 
 def test_loader_batches_cub_in_the_contract_format(cub_root):
-    loader = make_loader(CUB200(cub_root, "train", transform=standard_transforms(train=True)), batch_size=3)
+    loader = make_loader(CUB200(cub_root, "trainval", transform=standard_transforms(train=True)), batch_size=3)
     images, targets = next(iter(loader))
     assert type(images) is torch.Tensor and images.shape == (3, 3, 224, 224) and images.dtype == torch.float32
     assert targets["label"].tolist() == [2, 1, 0]
@@ -168,7 +168,7 @@ def test_loader_batches_cub_in_the_contract_format(cub_root):
 
 
 def test_collating_images_of_different_sizes_says_to_add_a_transform(cub_root):
-    dataset = CUB200(cub_root, "train")
+    dataset = CUB200(cub_root, "trainval")
     with pytest.raises(ValueError, match="standard_transforms"):
         collate_wsol([dataset[0], dataset[1]])
 

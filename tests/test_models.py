@@ -19,14 +19,16 @@ from dgdm_lib.models import (
 )
 
 # Smallest sensible input per backbone (Inception-v3 needs 75 px).
-TINY_INPUT = {"small": 32, "vgg16": 32, "resnet50": 32, "resnet50_se": 32, "inception_v3": 75}
-FEATURE_CHANNELS = {"small": 64, "vgg16": 1024, "resnet50": 2048, "resnet50_se": 2048, "inception_v3": 1024}
+TINY_INPUT = {"small": 32, "vgg16": 32, "resnet50": 32, "resnet50_se": 32, "inception_v3": 75, "lite0": 32}
+FEATURE_CHANNELS = {"small": 64, "vgg16": 1024, "resnet50": 2048, "resnet50_se": 2048, "inception_v3": 1024,
+                    "lite0": 1280}
 DEFAULT_POSITIONS = {
     "small": ["block4", "block5"],
     "vgg16": ["pool3", "pool4", "conv5_3"],
     "resnet50": ["layer3.0", "layer4.0", "layer4"],
     "resnet50_se": ["layer3.0", "layer4.0", "layer4"],
     "inception_v3": ["Mixed_5d", "Mixed_6e", "head"],
+    "lite0": ["stage6", "stage7"],
 }
 
 

@@ -21,8 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -36,6 +35,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from dgdm_lib.atomic import atomic_write, atomic_write_json, locked
 from dgdm_lib.config import data_dir
 
 #: Bump when the drawing code changes: cached splits made by another version are regenerated.
@@ -473,30 +473,45 @@ def beetles_cache_dir(config: BeetlesConfig | None = None, base_seed: int = 0, r
     return Path(root if root is not None else data_dir()) / "beetles" / key
 
 
-def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _read_manifest(folder: Path) -> Any:
+    """The parsed ``manifest.json`` (any JSON value: ``_manifest_problem`` checks it), None if unreadable."""
     try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; the cache is shared like any data file
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def _read_manifest(folder: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((folder / "manifest.json").read_text())
+        return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _entry_problem(split: str, entry: Any) -> str:
+    """What is wrong with one split's manifest entry ("" if nothing)."""
+    if not isinstance(entry, dict):
+        return f"its {split!r} entry is a {type(entry).__name__}, not an object"
+    if entry.get("file") != f"{split}.npz":
+        return f"its {split!r} entry names the file {entry.get('file')!r}, not {split + '.npz'!r}"
+    if not (_is_int(entry.get("seed")) and _is_int(entry.get("size")) and entry["size"] >= 0):
+        return (f"its {split!r} entry needs integer seed and size >= 0, "
+                f"has {entry.get('seed')!r} and {entry.get('size')!r}")
+    if not (isinstance(entry.get("sha256"), str) and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"])):
+        return f"its {split!r} entry has no sha256 hex digest"
+    return ""
+
+
+def _manifest_problem(manifest: Any, params: dict[str, Any]) -> str:
+    """Why ``manifest`` cannot describe this folder's splits ("" if it can)."""
+    if not isinstance(manifest, dict):
+        return f"its manifest.json holds a {type(manifest).__name__}, not an object"
+    if {k: manifest.get(k) for k in params} != params:
+        return "the manifest's parameters differ from the requested ones"
+    if not isinstance(manifest.get("splits"), dict):
+        return "its manifest.json has no \"splits\" object"
+    for split, entry in manifest["splits"].items():
+        problem = _entry_problem(split, entry) if split in SPLITS else f"it lists an unknown split {split!r}"
+        if problem:
+            return f"its manifest.json is malformed: {problem}"
+    return ""
 
 
 def _cached(folder: Path, split: str, params: dict[str, Any], seed: int, size: int) -> tuple[BeetlesArrays | None, str]:
@@ -508,33 +523,46 @@ def _cached(folder: Path, split: str, params: dict[str, Any], seed: int, size: i
     if manifest is None:
         stale = (folder / "manifest.json").exists()
         return None, "its manifest.json cannot be read" if stale else ""
-    if {k: manifest.get(k) for k in params} != params:
-        return None, "the manifest's parameters differ from the requested ones"
-    entry = manifest.get("splits", {}).get(split)
-    if entry is None or int(entry.get("size", -1)) < size:
+    problem = _manifest_problem(manifest, params)
+    if problem:
+        return None, problem
+    entry = manifest["splits"].get(split)
+    if entry is None or entry["size"] < size:
         return None, ""
-    if entry.get("seed") != seed:
-        return None, f"the cached {split} split has seed {entry.get('seed')}, expected {seed}"
-    try:
-        with np.load(folder / entry["file"]) as stored:
-            arrays = BeetlesArrays(*(stored[f] for f in BeetlesArrays.FIELDS))
-    except (OSError, KeyError, ValueError, EOFError) as error:
-        return None, f"the cached file cannot be read ({error.__class__.__name__}: {error})"
-    if len(arrays) != int(entry["size"]) or arrays.content_hash() != entry.get("sha256"):
+    if entry["seed"] != seed:
+        return None, f"the cached {split} split has seed {entry['seed']}, expected {seed}"
+    arrays, why = _read_arrays(folder / entry["file"])
+    if arrays is None:
+        return None, why
+    if len(arrays) != entry["size"] or arrays.content_hash() != entry["sha256"]:
         return None, "the cached file's content hash does not match its manifest (corrupted or edited)"
     return arrays[:size], ""
 
 
+def _read_arrays(path: Path) -> tuple[BeetlesArrays | None, str]:
+    """The arrays of a cached ``.npz``, or ``(None, why)`` when it cannot be read."""
+    try:
+        with open(path, "rb") as handle, np.load(handle) as stored:  # np.load leaks its own handle on a bad zip
+            return BeetlesArrays(*(stored[f] for f in BeetlesArrays.FIELDS)), ""
+    # A damaged zip fails wherever the damage is (its directory, a header, a CRC, the npy header)
+    # with whatever that step raises: BadZipFile, NotImplementedError, ValueError, zlib.error...
+    except Exception as error:  # noqa: BLE001
+        return None, f"the cached file cannot be read ({error.__class__.__name__}: {error})"
+
+
 def _store(folder: Path, split: str, params: dict[str, Any], seed: int, arrays: BeetlesArrays) -> None:
+    """Write the split's ``.npz``, then add its entry to ``manifest.json`` under a lock on the
+    folder, so that processes generating different splits at once keep each other's entries."""
     folder.mkdir(parents=True, exist_ok=True)
     file = f"{split}.npz"
     content = {f: getattr(arrays, f) for f in BeetlesArrays.FIELDS}
-    _write_atomic(folder / file, lambda stream: np.savez(stream, **content))
-    manifest = _read_manifest(folder)
-    if manifest is None or {k: manifest.get(k) for k in params} != params:
-        manifest = {**params, "splits": {}}
-    manifest["splits"][split] = {"file": file, "seed": seed, "size": len(arrays), "sha256": arrays.content_hash()}
-    _write_atomic(folder / "manifest.json", lambda stream: stream.write(json.dumps(manifest, indent=2).encode()))
+    atomic_write(folder / file, lambda stream: np.savez(stream, **content))
+    with locked(folder / ".manifest.lock"):
+        manifest = _read_manifest(folder)
+        if manifest is None or _manifest_problem(manifest, params):
+            manifest = {**params, "splits": {}}
+        manifest["splits"][split] = {"file": file, "seed": seed, "size": len(arrays), "sha256": arrays.content_hash()}
+        atomic_write_json(folder / "manifest.json", manifest)
 
 
 def load_beetles(

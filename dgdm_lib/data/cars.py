@@ -24,7 +24,7 @@ from scipy.io import loadmat
 from torch.utils.data import Dataset
 
 from dgdm_lib.data.errors import AnnotationError, DatasetLayoutError
-from dgdm_lib.data.files import check_box, image_target, load_image, resolve_root
+from dgdm_lib.data.files import check_box, check_files_exist, image_target, load_image, resolve_root
 
 FIELDS = ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", "fname")
 EXPECTED = ("devkit/cars_meta.mat", "devkit/cars_train_annos.mat", "cars_train/",
@@ -104,6 +104,10 @@ class StanfordCars(Dataset):
             box = check_box([x1 - 1, y1 - 1, x2, y2], None, None, file, entry, fname)
             samples.append({"fname": fname, "label": label - 1, "box": box, "entry": entry})
         return samples
+
+    def check_files(self) -> None:
+        """``ImageReadError`` if an image of this split is not on disk (nothing is decoded)."""
+        check_files_exist([(s["fname"], self.image_folder / s["fname"]) for s in self.samples])
 
     def __len__(self) -> int:
         return len(self.samples)

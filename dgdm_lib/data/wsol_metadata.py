@@ -21,7 +21,17 @@ from torch.utils.data import Dataset
 
 from dgdm_lib.config import data_dir
 from dgdm_lib.data.errors import AnnotationError, DatasetLayoutError
-from dgdm_lib.data.files import check_box, image_target, load_image, parse_number, read_rows, require
+from dgdm_lib.data.files import (
+    check_box,
+    check_files_exist,
+    first_lines,
+    image_target,
+    load_image,
+    parse_number,
+    read_rows,
+    require,
+    require_rows,
+)
 
 REQUIRED = ("image_ids.txt", "class_labels.txt")
 OBTAIN = ("The metadata folders come with https://github.com/clovaai/wsolevaluation (metadata/<dataset>/<split>/, "
@@ -56,7 +66,9 @@ class WSOLMetadataDataset(Dataset):
             raise DatasetLayoutError(f"{dataset} images", self.image_root, expected, OBTAIN, hint=HINT)
         self.split, self.transform = split, transform
 
-        self.image_ids = [path for _, (path,) in read_rows(self.folder / "image_ids.txt", None, 1)]
+        file = self.folder / "image_ids.txt"
+        rows = require_rows(file, read_rows(file, None, 1), "images")
+        self.image_ids = list(first_lines(file, rows))
         known = set(self.image_ids)
         self.labels = self._labels(known)
         self.sizes = self._sizes(known)
@@ -70,8 +82,11 @@ class WSOLMetadataDataset(Dataset):
     def _labels(self, known: set[str]) -> dict[str, int]:
         file = self.folder / "class_labels.txt"
         labels = {}
-        for line, (image_id, label) in read_rows(file, ",", 2):
+        rows = read_rows(file, ",", 2)
+        for line, (image_id, _) in rows:
             self._unknown(file, line, image_id, known)
+        first_lines(file, rows, conflict_only=True)
+        for line, (image_id, label) in rows:
             labels[image_id] = int(parse_number(file, line, label, int, image_id))
             if labels[image_id] < 0:
                 raise AnnotationError(file, line, f"labels must be >= 0 (0-based), found {label}", image_id)
@@ -84,7 +99,9 @@ class WSOLMetadataDataset(Dataset):
         file = self.folder / "image_sizes.txt"
         sizes = {}
         if file.exists():
-            for line, (image_id, width, height) in read_rows(file, ",", 3):
+            rows = read_rows(file, ",", 3)
+            first_lines(file, rows, conflict_only=True)
+            for line, (image_id, width, height) in rows:
                 self._unknown(file, line, image_id, known)
                 sizes[image_id] = (int(parse_number(file, line, width, int, image_id)),
                                    int(parse_number(file, line, height, int, image_id)), line)
@@ -100,6 +117,10 @@ class WSOLMetadataDataset(Dataset):
                 width, height, _ = self.sizes.get(image_id, (None, None, None))
                 boxes.setdefault(image_id, []).append((line, check_box(box, width, height, file, line, image_id)))
         return boxes
+
+    def check_files(self) -> None:
+        """``ImageReadError`` if an image of this split is not on disk (nothing is decoded)."""
+        check_files_exist([(image_id, self.image_root / image_id) for image_id in self.image_ids])
 
     def __len__(self) -> int:
         return len(self.image_ids)

@@ -131,7 +131,8 @@ def channel_keep_shares(features: Tensor, beta: float = 3.0, keep_ratio: float |
     """Share of channels CAGD marks important (always kept), per sample: (N,) in [0, 1].
 
     With the ``beta`` rule, ``|S_c| >= beta * min_c |S_c|``; a dead channel (``S_c = 0``) makes the
-    threshold 0 and the share 1. With ``keep_ratio`` it is ``ceil(keep_ratio * C) / C``.
+    threshold 0 and the share 1, and scores all within a factor ``beta`` of the weakest make it 0
+    (``cagd_rule_regimes``). With ``keep_ratio`` it is ``ceil(keep_ratio * C) / C``.
     """
     _, _, important = cagd_channel_mask(features, beta=beta, alpha=0.0, keep_ratio=keep_ratio)
     return important.float().mean(dim=1)

@@ -14,7 +14,8 @@ Run it
 1. checks for Debian's Chromium at ``/usr/bin/chromium``; as root it installs it with
    ``apt-get install chromium`` when missing, otherwise it says what to run and stops. It never
    downloads a browser (no ``playwright install``);
-2. starts JupyterLab on 127.0.0.1 at a free port, without token, with its configuration, runtime,
+2. starts JupyterLab on 127.0.0.1 at a free port, with a random token (``JUPYTER_TOKEN`` in the
+   environment of JupyterLab and of this file, never an empty token), with its configuration, runtime,
    data and checkpoint folders in a temporary folder (your own settings play no part, nothing is
    written next to the notebooks), autosave off (the committed notebooks stay output-free),
    ``DGDM_QUICK=1`` and the reader's inline matplotlib backend; it stops JupyterLab and its
@@ -40,7 +41,8 @@ checks one notebook. Environment: ``DGDM_BROWSER_BUDGET_S`` (default 270 s for t
 for in its ``notebooks/``), ``DGDM_CHROMIUM``, ``DGDM_SCREENSHOTS``, and
 ``DGDM_BROWSER_KEEP_MPLBACKEND=1`` (keep an inherited ``MPLBACKEND``, as ``make`` exports it).
 Exit status: 0 passed, 1 a notebook failed (the ``FAIL`` lines say which and why), 2 something
-to install is missing, 3 a defect of this harness, 124 the whole drive ran out of time.
+to install is missing (or no ``JUPYTER_TOKEN``), 3 a defect of this harness, 124 the whole drive
+ran out of time.
 
 What it writes
 --------------
@@ -67,6 +69,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -348,9 +351,14 @@ def wait_until(page: Page, script: str, timeout_s: float, what: str, arg: Any = 
     return handle.json_value()
 
 
-def open_notebook(page: Page, base_url: str, relpath: str, timeout_s: float) -> None:
+def notebook_url(base_url: str, relpath: str, token: str) -> str:
+    """The notebook in a workspace of its own, reset, logged in with the server's ``token``."""
     workspace = re.sub(r"[^A-Za-z0-9]", "-", relpath)
-    page.goto(f"{base_url}/lab/workspaces/dgdm-{workspace}/tree/{relpath}?reset", wait_until="domcontentloaded")
+    return f"{base_url}/lab/workspaces/dgdm-{workspace}/tree/{relpath}?reset&token={token}"
+
+
+def open_notebook(page: Page, base_url: str, relpath: str, timeout_s: float) -> None:
+    page.goto(notebook_url(base_url, relpath, os.environ["JUPYTER_TOKEN"]), wait_until="domcontentloaded")
     state = wait_until(page, NOTEBOOK_READY_JS, timeout_s, "the notebook opening with an idle kernel")
     if isinstance(state, str):
         raise DriveError(f"JupyterLab opened a dialog instead of the notebook's kernel ({state}); "
@@ -597,6 +605,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium binary (never downloaded)")
     parser.add_argument("notebooks", nargs="*", help="notebooks to check (default: every slider notebook)")
     args = parser.parse_args(argv)
+    if not os.environ.get("JUPYTER_TOKEN"):
+        print("[test-browser] expected the JupyterLab server's token in JUPYTER_TOKEN, found none: start it "
+              "through tools/browser/run.sh, which makes one.", file=sys.stderr)
+        return 2
 
     root = args.root.resolve()
     notebooks = find_notebooks(root, args.notebooks)

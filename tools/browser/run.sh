@@ -114,9 +114,13 @@ write_lab_settings "$JUPYTER_CONFIG_DIR"
 PORT="$(free_port)"
 ROOT_FLAG=()
 [ "$(id -u)" = 0 ] && ROOT_FLAG=(--allow-root)
-say "starting JupyterLab on http://127.0.0.1:$PORT (root folder $ROOT, log $WORK/jupyter.log)"
+# A fresh random token for this run: without one any local process could start a kernel. JupyterLab
+# and drive.py read it from the environment, not the command line, where `ps` shows it to every user.
+TOKEN="$("$PY" -c 'import secrets; print(secrets.token_hex(16))')"
+export JUPYTER_TOKEN="$TOKEN"
+say "starting JupyterLab on http://127.0.0.1:$PORT with a random token (root folder $ROOT, log $WORK/jupyter.log)"
 "$JUPYTER" lab --no-browser "${ROOT_FLAG[@]}" --ip=127.0.0.1 --port="$PORT" --ServerApp.port_retries=0 \
-    --ServerApp.token='' --ServerApp.password='' --ServerApp.root_dir="$ROOT" \
+    --ServerApp.root_dir="$ROOT" \
     --LabApp.expose_app_in_browser=True --FileCheckpoints.checkpoint_dir="$WORK/checkpoints" \
     > "$WORK/jupyter.log" 2>&1 &
 JUPYTER_PID=$!
@@ -126,7 +130,8 @@ for i in $(seq 1 120); do
         say "JupyterLab exited before answering on port $PORT (see its log below)."
         exit 1
     fi
-    if "$PY" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$PORT/api', timeout=2)" 2>/dev/null; then
+    if "$PY" -c "import os, urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:$PORT/api/status',
+            headers={'Authorization': 'token ' + os.environ['JUPYTER_TOKEN']}), timeout=2)" 2>/dev/null; then
         break
     fi
     if [ "$i" = 120 ]; then say "JupyterLab did not answer on /api within 60 s."; exit 1; fi
