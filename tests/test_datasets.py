@@ -92,6 +92,7 @@ def test_cub_test_transform_puts_boxes_in_the_resized_frame(cub_root):
 
 def test_cub_is_found_from_a_parent_folder_or_dgdm_data(cub_root, monkeypatch):
     assert len(CUB200(cub_root.parent, "test")) == 3
+    monkeypatch.delenv("DGDM_CUB_ROOT", raising=False)  # make test names the development copy
     monkeypatch.setenv("DGDM_DATA", str(cub_root.parent))
     assert CUB200(split="test").root == cub_root
 
@@ -312,3 +313,9 @@ def test_cars_bad_entry_is_reported_with_its_entry_number(cars_root):
                        [(3, 2, 12, 9, 2, "00001.png"), (1, 1, 30, 20, 9, "00002.png")])
     with pytest.raises(AnnotationError, match=r"entry 2 \(image 00002.png\): class 9 is outside 1..3"):
         StanfordCars(cars_root)
+
+
+def test_dgdm_cub_root_names_the_default_cub_folder(cub_root, monkeypatch, tmp_path):
+    monkeypatch.setenv("DGDM_DATA", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("DGDM_CUB_ROOT", str(cub_root))
+    assert CUB200(split="test").root == cub_root
