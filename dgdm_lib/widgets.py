@@ -78,20 +78,19 @@ def machine_is_busy() -> bool:
 
     try:
         return os.getloadavg()[0] > (os.cpu_count() or 1)
-    except OSError:
+    except (OSError, AttributeError):  # no load average on this system (Windows)
         return False
 
 
 def check_redraw(
     draw: Callable[..., Figure | str], budget_ms: float = REDRAW_BUDGET_MS, attempts: int = 3, **values: Any
 ) -> float:
-    """Measure one slider redraw (``redraw_ms``), print it, and assert it fits ``budget_ms``.
+    """Measure one slider redraw (``redraw_ms``) and print it beside ``budget_ms``; never fails.
 
     A measurement over budget is repeated, up to ``attempts`` in all, a second apart, and the best
-    one counts: on a shared machine a few seconds of contention can slow everything by half, and
-    a view that is really too slow stays too slow. Every measurement is printed. On an
-    oversubscribed machine (``machine_is_busy``) the time is printed but not asserted, and the
-    message says so: a busy machine's timing says nothing about the code.
+    one is returned: on a shared machine a few seconds of contention can slow everything by half.
+    Every measurement is printed. Speed is a benchmark's business (``make bench``, "Book cost"),
+    not an assertion on a reader's laptop, which may be busy with other work.
     """
     times = [redraw_ms(draw, **values)]
     while times[-1] >= budget_ms and len(times) < attempts:
@@ -99,11 +98,9 @@ def check_redraw(
         times.append(redraw_ms(draw, **values))
     ms = min(times)
     shown = ", then ".join(f"{t:.0f} ms" for t in times)
-    if machine_is_busy():
-        print(f"redraw: {shown} (budget {budget_ms:.0f} ms; machine busy, load above core count: not checked)")
-        return ms
-    print(f"redraw: {shown} (budget {budget_ms:.0f} ms)")
-    assert ms < budget_ms, f"a slider redraw took {shown}, over the {budget_ms:.0f} ms budget"
+    verdict = "within" if ms < budget_ms else "over"
+    busy = "; machine busy: load above core count" if machine_is_busy() else ""
+    print(f"redraw: {shown} ({verdict} the {budget_ms:.0f} ms aim{busy})")
     return ms
 
 

@@ -302,14 +302,10 @@ def test_two_processes_generating_different_splits_both_end_up_in_the_manifest(t
 
 
 @pytest.mark.slow
-def test_default_splits_generate_within_the_time_budget(tmp_path):
-    import time
-
-    began = time.perf_counter()
+def test_default_splits_have_the_spec_sizes(tmp_path):
+    # how long generation takes is measured by `make bench` ("Book cost"), not asserted here
     sizes = [len(load_beetles(split, root=tmp_path, verbose=False)) for split in ("train", "val", "test")]
-    elapsed = time.perf_counter() - began
     assert sizes == [4000, 300, 500]
-    assert elapsed < 15.0, f"generating 4800 beetles took {elapsed:.1f} s (budget 10 s on 2 cores)"
 
 
 # --- torch Dataset and fast loader -----------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -173,12 +172,11 @@ def test_pxap_rejects_masks_with_other_values() -> None:
 
 
 @pytest.mark.slow
-def test_box_metrics_over_500_maps_and_100_thresholds_take_seconds() -> None:
+def test_box_metrics_over_500_maps_and_100_thresholds_give_percentages() -> None:
+    # their speed is part of what `make bench` measures, never asserted in a unit test
     generator = torch.Generator().manual_seed(0)
     cams = normalize_cams(upsample_cams(torch.randn(500, 16, 16, generator=generator), (64, 64)))
-    began = time.perf_counter()
     acc = BoxAccumulator()
     acc.accumulate(cams, [np.array([[10, 12, 40, 50]])] * 500)
-    acc.compute()
-    acc.compute(multi_contour=False)
-    assert time.perf_counter() - began < 10.0
+    for result in (acc.compute(), acc.compute(multi_contour=False)):
+        assert all(0.0 <= value <= 100.0 for value in result.values())

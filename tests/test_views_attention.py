@@ -27,7 +27,7 @@ from dgdm_lib.views.attention import (
     sagd_view,
 )
 from dgdm_lib.views.data import montage
-from dgdm_lib.widgets import REDRAW_BUDGET_MS, redraw_ms
+from dgdm_lib.widgets import render
 
 GAP = 4  # the montage gap the views use
 
@@ -247,15 +247,17 @@ def _noise_images(n: int, size: int = 64) -> np.ndarray:
     return np.random.default_rng(0).random((n, size, size, 3))
 
 
-def test_cagd_slider_redraw_fits_the_budget():
+# Redraw speed is measured by the notebooks (printed) and `make bench` ("Book cost"), never asserted
+# here: `make test` must pass on a busy laptop. These check that a slider's view renders a picture.
+def test_cagd_slider_view_renders_a_png():
     features, weight = _features(n=1, channels=64, size=16), torch.randn(8, 64)
-    ms = redraw_ms(cagd_view, features=features, image=_noise_images(1)[0], weight=weight, label=0, keep_ratio=0.5)
-    assert ms < REDRAW_BUDGET_MS
+    png = render(cagd_view(features=features, image=_noise_images(1)[0], weight=weight, label=0, keep_ratio=0.5))
+    assert png.startswith(b"\x89PNG")
 
 
-def test_sagd_slider_redraw_fits_the_budget():
-    ms = redraw_ms(sagd_view, features=_features(n=4, channels=64, size=16), images=_noise_images(4), delta_l=0.1)
-    assert ms < REDRAW_BUDGET_MS
+def test_sagd_slider_view_renders_a_png():
+    png = render(sagd_view(features=_features(n=4, channels=64, size=16), images=_noise_images(4), delta_l=0.1))
+    assert png.startswith(b"\x89PNG")
 
 
 def test_views_leave_torch_thread_setting_as_they_found_it():

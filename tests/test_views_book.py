@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 from dgdm_lib.views.attention import adl_view
 from dgdm_lib.views.cams import box_area, box_coverage, cam_threshold_view
 from dgdm_lib.views.data import contrast_view, hide_heads, montage, texture_strength
-from dgdm_lib.widgets import float_slider, redraw_ms, render, slider_view
+from dgdm_lib.widgets import float_slider, render, slider_view
 
 
 def _png(fig: Figure) -> np.ndarray:
@@ -74,7 +74,6 @@ def test_cam_threshold_view_box_grows_as_tau_falls():
     camset = _FakeCamSet()
     low, high = _png(cam_threshold_view(camset, 0, 0.1)), _png(cam_threshold_view(camset, 0, 0.8))
     assert np.abs(low - high).mean() > 0.001
-    assert redraw_ms(lambda: cam_threshold_view(camset, 1, 0.3), repeats=1) < 2000
 
 
 def test_adl_view_draws_six_panels_and_reacts_to_gamma():
@@ -101,7 +100,7 @@ def test_slider_view_redraws_on_change_and_records_the_time():
     assert slider.continuous_update is False
 
 
-def test_check_redraw_fails_a_slow_draw_unless_the_machine_is_busy(monkeypatch):
+def test_check_redraw_prints_a_slow_draw_and_never_fails(capsys):
     import time
 
     from dgdm_lib import widgets
@@ -110,34 +109,23 @@ def test_check_redraw_fails_a_slow_draw_unless_the_machine_is_busy(monkeypatch):
         time.sleep(0.03)
         return "done"
 
-    monkeypatch.setattr(widgets, "machine_is_busy", lambda: False)
     assert widgets.check_redraw(slow, budget_ms=1000) >= 30
-    try:
-        widgets.check_redraw(slow, budget_ms=5)
-    except AssertionError as error:
-        assert "over the 5 ms budget" in str(error)
-    else:
-        raise AssertionError("a draw over budget must fail")
-    monkeypatch.setattr(widgets, "machine_is_busy", lambda: True)
+    assert "within the 1000 ms aim" in capsys.readouterr().out
     assert widgets.check_redraw(slow, budget_ms=5) >= 30  # measured and printed, not asserted
+    assert "over the 5 ms aim" in capsys.readouterr().out
 
 
-def test_check_redraw_measures_again_when_over_budget_and_keeps_the_best(monkeypatch):
+def test_check_redraw_measures_again_when_over_budget_and_keeps_the_best(monkeypatch, capsys):
     from dgdm_lib import widgets
 
     measured = iter([250.0, 120.0])
-    monkeypatch.setattr(widgets, "machine_is_busy", lambda: False)
     monkeypatch.setattr(widgets, "redraw_ms", lambda draw, **values: next(measured))
     monkeypatch.setattr(widgets.time, "sleep", lambda seconds: None)
     assert widgets.check_redraw(lambda: "x", budget_ms=200) == 120.0
     always_slow = iter([250.0, 240.0, 230.0, 100.0])
     monkeypatch.setattr(widgets, "redraw_ms", lambda draw, **values: next(always_slow))
-    try:
-        widgets.check_redraw(lambda: "x", budget_ms=200)
-    except AssertionError as error:
-        assert "250 ms, then 240 ms, then 230 ms" in str(error)
-    else:
-        raise AssertionError("three measurements over budget must fail")
+    assert widgets.check_redraw(lambda: "x", budget_ms=200) == 230.0
+    assert "250 ms, then 240 ms, then 230 ms (over the 200 ms aim" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_framed_axes_pastes_the_frame_where_it_would_have_been_drawn():
