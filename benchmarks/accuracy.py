@@ -45,7 +45,7 @@ CONTRASTS = (0.06, 0.09, 0.12)
 DEFAULT_CONTRAST = 0.09
 SAGD_DEFAULT_BLOCK = 3
 DGDM_DEFAULT_BETA = 3.0
-FEATURE_MAP_SIZE = 16  # the small network's last map at 64 px (SPEC 8)
+FEATURE_MAP_SIZE = 16  # the small network's last map at 64 px (chapter 01)
 
 
 @dataclass(frozen=True)
@@ -286,8 +286,8 @@ COMPARISONS: tuple[tuple[str, str, str, str], ...] = (
      "DGDM (stage 1+2 + CAGD)", "SAGD stage 1+2", "Table 1, row stage1+stage2+Mdrop1"),
     ("DGDM localises better than CAM", "DGDM (stage 1+2 + CAGD)", "CAM", "Tables 2-3"),
     ("DGDM localises better than ADL", "DGDM (stage 1+2 + CAGD)", "ADL", "Tables 2-3"),
-    ("Aimed erasing (SAGD stage 1) beats random blocks of the same block size (control, SPEC 4)",
-     "SAGD stage 1", "Random block (control)", "SPEC 4 (not a claim of the paper)"),
+    ("Aimed erasing (SAGD stage 1) beats random blocks of the same block size (control, docs/methods.md)",
+     "SAGD stage 1", "Random block (control)", "the book's control (not a claim of the paper)"),
 )
 
 

@@ -283,7 +283,7 @@ def _accuracy_section(acc: dict[str, Any], doc_dir: Path) -> list[str]:
         lines += ["### CAGD at work", "",
                   f"On the trained seed-0 DGDM network ({activity['images']} validation images, eval mode), the "
                   "share of channels CAGD may drop (|S_c| < beta * min_c |S_c|) at each insertion point, the "
-                  "share of images whose weakest channel has S_c = 0 (then the beta rule drops nothing: SPEC 3's "
+                  "share of images whose weakest channel has S_c = 0 (then the beta rule drops nothing: docs/methods.md's "
                   "\"reading chosen\"; `keep_ratio` is the alternative), and the share of images with no "
                   "important channel (max_c |S_c| < beta * min_c |S_c|: then even the strongest channel is "
                   "dropped with probability alpha).", ""]
@@ -516,7 +516,7 @@ def _book_section(book: dict[str, Any]) -> list[str]:
     if data:
         parts = ", ".join(f"{s} {data['sizes'][s]} images {t:.2f} s" for s, t in data["seconds"].items())
         lines += [f"Generating the beetles splits at the default parameters (in memory, this machine): {parts}; "
-                  f"total {data['total_s']:.1f} s (SPEC target: seconds; cached afterwards).", ""]
+                  f"total {data['total_s']:.1f} s (aim: seconds; cached afterwards).", ""]
     nbs = book.get("notebooks", {})
     if nbs:
         names = sorted({n for mode in nbs.values() for n in mode["notebooks"]})
@@ -598,7 +598,7 @@ def render(results: dict[str, Any], doc_dir: Path) -> str:
         "- The paper (Yin et al., ICPR 2020) reports GT-known Loc at a fixed tau = 0.2 on the test split. "
         "Here every table also gives the train-fullsup protocol of Choe et al. (CVPR 2020): tau chosen on a "
         "held-out validation split, then applied to test, plus the threshold-free MaxBoxAccV2 and PxAP.",
-        "- Beetles (SPEC 8) is a procedural dataset built to show the WSOL phenomenon on a CPU: the head alone "
+        "- Beetles (chapter 01) is a procedural dataset built to show the WSOL phenomenon on a CPU: the head alone "
         "identifies the class. Results here test the *direction* of the paper's claims, not its CUB / ILSVRC numbers.",
         "- Sources of randomness per run: the seed sets the initialisation, batch order, flips and the modules' "
         "draws; the dataset itself is fixed (base seed 0).",

@@ -1,4 +1,4 @@
-"""Class activation maps (Zhou et al., CVPR 2016), SPEC section 1.
+"""Class activation maps (Zhou et al., CVPR 2016), docs/methods.md and chapter 02.
 
 ``CAM_k = sum_c W[k, c] * F[c]`` from the last conv features ``F`` (B, C, h, w) and the classifier
 weight ``W`` (K, C) that follows global average pooling: no bias, no ReLU. For localization the map
@@ -93,7 +93,7 @@ def normalize_cams(cams: Tensor | np.ndarray) -> Tensor | np.ndarray:
 def localization_cams(
     features: Tensor, weight: Tensor, classes: Tensor, size: tuple[int, int], mode: str = "bilinear"
 ) -> Tensor:
-    """The localization maps of SPEC section 1: CAMs upsampled to ``size`` and normalised, (B, H, W)."""
+    """The localization maps of docs/methods.md and chapter 02: CAMs upsampled to ``size`` and normalised, (B, H, W)."""
     return normalize_cams(upsample_cams(class_activation_maps(features, weight, classes), size, mode))
 
 

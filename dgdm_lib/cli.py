@@ -1,9 +1,9 @@
-"""The command line: ``python -m dgdm_lib train | evaluate | compare`` (SPEC section 9).
+"""The command line: ``python -m dgdm_lib train | evaluate | compare`` (README, "The command line").
 
 A run folder holds ``config.json`` (every option, resolved), ``checkpoint.pt`` (model, optimiser,
 random states: ``--resume`` continues it; a folder that holds a run is refused otherwise, unless
 ``--overwrite``), ``metrics.json`` (training history and the metrics of
-SPEC section 6, threshold chosen on the validation split) and ``cams.png`` (CAMs with GT boxes
+docs/methods.md, "Metrics", threshold chosen on the validation split) and ``cams.png`` (CAMs with GT boxes
 red and predicted boxes green). ``compare`` (or ``train --methods cam,adl,dgdm``) trains several
 methods with the same data and seeds, one run folder each, and prints one table.
 
@@ -213,7 +213,7 @@ def _add_train_options(p: argparse.ArgumentParser, multi: bool) -> None:
         g.add_argument("--methods", type=_csv, default=None,
                        help="train several methods in turn (same as the compare subcommand), e.g. cam,adl,dgdm")
     g.add_argument("--positions", type=_csv, default=None,
-                   help="comma-separated insertion points (default per SPEC 5: small block4,block5; vgg16 "
+                   help="comma-separated insertion points (defaults: small block4,block5; vgg16 "
                         "pool3,pool4,conv5_3; resnet50 layer3.0,layer4.0,layer4; inception_v3 Mixed_5d,Mixed_6e,head)")
     g.add_argument("--set", dest="module_args", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="module hyperparameter, repeatable: gamma, drop_rate, beta, alpha, keep_ratio, delta_l, "

@@ -1,10 +1,10 @@
-"""Evaluating a WSOL model over a loader: CAMs, the metrics of SPEC section 6, activation shares.
+"""Evaluating a WSOL model over a loader: CAMs, the metrics of docs/methods.md, "Metrics", activation shares.
 
 Two steps, so one pass over the data serves every threshold:
 
 1. ``collect_cams(model, loader)`` runs the network once and keeps, per image, the logits, the
    GT-class CAM and the predicted-class CAM (upsampled to the image and min-max normalised, as
-   SPEC section 1), the GT boxes as inclusive pixel boxes, and masks when the dataset has them.
+   docs/methods.md and chapter 02), the GT boxes as inclusive pixel boxes, and masks when the dataset has them.
 2. ``evaluate(camset, tau=0.2)`` turns those into numbers with ``dgdm_lib.metrics`` (the same
    accumulators the notebooks and the benchmark use): Top-1 Clas, GT-known and Top-1 Loc at
    ``tau`` and at the best tau of this split, MaxBoxAcc, MaxBoxAccV2, PxAP, and on beetles the
@@ -95,7 +95,7 @@ def collect_cams(
     keep_images: int = 16,
     max_images: int | None = None,
 ) -> CamSet:
-    """Run ``model`` (eval mode) over ``loader`` and keep the CAMs of SPEC section 1 per image.
+    """Run ``model`` (eval mode) over ``loader`` and keep the CAMs of docs/methods.md and chapter 02 per image.
 
     Args:
         model: a ``WSOLNet`` (or anything with ``forward_features`` and ``classifier``).
@@ -276,7 +276,7 @@ def evaluate(
     cam_thresholds: Sequence[float] | np.ndarray = CAM_THRESHOLDS,
     extra_taus: Sequence[float] = (),
 ) -> dict[str, float]:
-    """All metrics of SPEC section 6 on one split, as a flat dict of percentages.
+    """All metrics of docs/methods.md, "Metrics" on one split, as a flat dict of percentages.
 
     Keys: ``n_images``, ``top1_clas``, ``gt_known_loc@<tau>``, ``top1_loc@<tau>`` (for ``tau`` and
     each of ``extra_taus``), ``best_tau`` (maximising GT-known Loc on *this* split, largest region),

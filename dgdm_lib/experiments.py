@@ -2,7 +2,7 @@
 notebooks and the benchmark alike.
 
 ``BeetleRun`` names a run (method, seed, pattern contrast, hyperparameters); ``trained_model(run)``
-trains it with the SPEC 8 recipe (AdamW lr 2e-3 one-cycle, batch 64, flips) or loads it from the
+trains it with the book's recipe (AdamW lr 2e-3 one-cycle, batch 64, flips) or loads it from the
 cache in ``data_dir()/models``; ``measure(run)`` evaluates it with the threshold chosen on the
 validation split and caches the numbers in ``data_dir()/results`` (with a sha256 over them: a
 damaged or hand-edited file is measured again). Quick mode (tests, CI) trains
@@ -48,7 +48,7 @@ class Schedule:
 #: The training recipe, part of every model's cache key; change it when training changes.
 RECIPE = "adamw-2e-3-onecycle-b64-flip/seeded-init"
 
-#: Classroom: SPEC 8's recipe. Quick (tests and CI): the same training, 300 test images instead of 500.
+#: Classroom: the book's recipe (chapter 02). Quick (tests and CI): the same training, 300 test images instead of 500.
 CLASSROOM = Schedule(epochs=6, train_size=4000, val_size=300, test_size=500)
 QUICK = Schedule(epochs=6, train_size=4000, val_size=300, test_size=300)
 

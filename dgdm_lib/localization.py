@@ -1,4 +1,4 @@
-"""From a normalised CAM to boxes, and box IoU (SPEC section 6).
+"""From a normalised CAM to boxes, and box IoU (docs/methods.md, "Metrics").
 
 The box rule follows the reference evaluator of "Evaluating WSOL Methods Right" (Choe et al.,
 ``wsolevaluation``) exactly, quirks included, so numbers compare with published ones:

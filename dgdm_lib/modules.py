@@ -10,7 +10,7 @@ The maths lives in functions (``adl_masks``, ``cagd_channel_mask``, ``sagd_drop_
 they check their hyperparameters, show them in ``repr``, and choose between the drop mask and the
 importance map. ``module.masks(F)`` returns the maps a module would use for ``F``, for plots.
 
-Symbols (SPEC sections 2-5):
+Symbols (docs/methods.md, "The modules"):
 
 * ``A = mean_c F`` (B, 1, H, W), the self-attention map; ``I = sigmoid(A)``, the importance map.
 * ADL: ``M = 1[A < gamma * max_hw A]``.

@@ -1,6 +1,6 @@
 """Training a WSOL classifier: optimiser, schedule, mixed precision, checkpoints and exact resume.
 
-``train(model, loader, epochs=...)`` runs the usual cross-entropy training of SPEC section 8 on
+``train(model, loader, epochs=...)`` runs the usual cross-entropy training of chapter 02 on
 whatever yields ``(images, targets)`` batches (the cross-team batch contract). The same function
 runs under ``torchrun``: when a process group is initialised it wraps the model in
 DistributedDataParallel, reduces the epoch metrics across ranks and lets rank 0 write.

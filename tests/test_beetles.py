@@ -1,4 +1,4 @@
-"""The procedural beetles dataset: determinism, geometry, cache and the fast loader (SPEC section 8)."""
+"""The procedural beetles dataset: determinism, geometry, cache and the fast loader (chapter 01)."""
 
 import json
 import warnings

@@ -1,4 +1,4 @@
-"""Class activation maps (dgdm_lib.cam, SPEC section 1)."""
+"""Class activation maps (dgdm_lib.cam, docs/methods.md and chapter 02)."""
 
 from __future__ import annotations
 

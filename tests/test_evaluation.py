@@ -1,4 +1,4 @@
-"""From a model and a loader to the metrics of SPEC section 6 (dgdm_lib.evaluation)."""
+"""From a model and a loader to the metrics of docs/methods.md, "Metrics" (dgdm_lib.evaluation)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""From CAM to boxes, IoU and box conventions (dgdm_lib.localization, SPEC section 6)."""
+"""From CAM to boxes, IoU and box conventions (dgdm_lib.localization, docs/methods.md, "Metrics")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WSOL metrics (dgdm_lib.metrics, SPEC section 6), against hand cases and the reference's golden values."""
+"""WSOL metrics (dgdm_lib.metrics, docs/methods.md, "Metrics"), against hand cases and the reference's golden values."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def test_small_net_maps_64px_images_to_16x16_features_with_64_channels() -> None
     model = build_model("small", num_classes=8).eval()
     features = model.forward_features(torch.randn(2, 3, 64, 64))
     assert features.shape == (2, 64, 16, 16)
-    assert 0.08e6 < _count(model) < 0.12e6  # "~0.1 M parameters" (SPEC 8)
+    assert 0.08e6 < _count(model) < 0.12e6  # "~0.1 M parameters" (chapter 01)
 
 
 @pytest.mark.parametrize("arch", [a for a in ARCHS if a != "small"])

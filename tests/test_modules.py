@@ -1,4 +1,4 @@
-"""ADL, CAGD, SAGD, DGDM and the random-block control (dgdm_lib.modules, SPEC sections 2-5)."""
+"""ADL, CAGD, SAGD, DGDM and the random-block control (dgdm_lib.modules, docs/methods.md, "The modules")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Datasets of the book: the embedded procedural beetles (SPEC 8) and real datasets from local paths (SPEC 7).
+"""Datasets of the book: the embedded procedural beetles (chapter 01) and real datasets from local paths (data/README.md).
 
 Nothing is downloaded. Boxes in datasets and transforms are ``tv_tensors.BoundingBoxes`` in XYXY
 pixel-edge coordinates; ``BeetlesArrays.boxes`` (numpy) are inclusive pixels, as the metrics use.

@@ -1,4 +1,4 @@
-"""The embedded WSOL dataset: procedural "beetles" (SPEC section 8).
+"""The embedded WSOL dataset: procedural "beetles" (chapter 01).
 
 Every beetle has the same body; only two cues name its class:
 
@@ -73,7 +73,7 @@ def _range(value: Any, name: str) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class BeetlesConfig:
-    """Every parameter of the beetles generator (SPEC section 8). Lengths in pixels of a 64-px image.
+    """Every parameter of the beetles generator (chapter 01). Lengths in pixels of a 64-px image.
 
     ``pattern_contrast`` is the teaching dial: the texture's amplitude, in [0, 1] intensity units:
     light parts of the body are ``+contrast`` and dark parts ``-contrast`` around the body colour
@@ -201,7 +201,7 @@ class BeetlesArrays:
         return digest.hexdigest()
 
     def summary(self) -> dict[str, float]:
-        """Mean shares: object mask / image, box / image, head / object mask (SPEC: ~0.15, ~0.37, ~0.12)."""
+        """Mean shares: object mask / image, box / image, head / object mask (aimed at ~0.15, ~0.37, ~0.12)."""
         pixels = self.masks.shape[1] * self.masks.shape[2]
         mask_area = self.masks.sum(axis=(1, 2)).astype(np.float64)
         head_area = self.head_masks.sum(axis=(1, 2)).astype(np.float64)

@@ -51,7 +51,7 @@ HINT = ("Pass that folder as root=..., set DGDM_CUB_ROOT to it, or set DGDM_DATA
 
 
 class CUB200(Dataset):
-    """CUB-200-2011 birds: 200 classes, one box per image (SPEC section 7).
+    """CUB-200-2011 birds: 200 classes, one box per image (data/README.md).
 
     Items ``(image, target)``: image a ``tv_tensors.Image`` (3, H, W) uint8 before ``transform``;
     target ``{"label": 0-based int, "boxes": BoundingBoxes (k, 4) XYXY pixel-edge, "image_id": relative path}``,

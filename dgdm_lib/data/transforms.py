@@ -2,7 +2,7 @@
 
 Boxes travel as ``tv_tensors.BoundingBoxes`` (XYXY, pixel edges) and masks as ``tv_tensors.Mask``,
 so every resize, crop and flip moves them with the image: the boxes a batch holds are always in
-the frame of the image the network sees (SPEC section 6).
+the frame of the image the network sees (docs/methods.md, "Metrics").
 """
 
 from __future__ import annotations
