@@ -69,12 +69,12 @@ METHODS: dict[str, MethodSpec] = {
     "adl": MethodSpec("ADL", {}, "ADL (Choe & Shim 2019): drop mask 1[A < gamma max A] or sigmoid(A)."),
     "cagd": MethodSpec("CAGD", {}, "CAGD only (paper 3.2): channel dropout Mdrop1 guided by GAP(F)."),
     "sagd": MethodSpec(
-        "SAGD", {"delta_l": 0.0}, "SAGD stage 1 (paper 3.1): drop blocks where An > delta_h; delta_l = 0."
+        "SAGD", {"delta_l": 0.0}, "SAGD stage 1 (paper 3.3): drop blocks where An > delta_h; delta_l = 0."
     ),
     "sagd12": MethodSpec(
         "SAGD", {}, "SAGD stages 1+2: also drop the background blocks where An < delta_l."
     ),
-    "dgdm": MethodSpec("DGDM", {}, "DGDM (paper 3.3): CAGD (Mdrop1), then SAGD stages 1+2 (Mdrop2)."),
+    "dgdm": MethodSpec("DGDM", {}, "DGDM (paper Sec. 3): CAGD (Mdrop1), then SAGD stages 1+2 (Mdrop2)."),
     "random_block": MethodSpec(
         "RandomDropBlock", {}, "Control: DropBlock at random places (torchvision.ops.drop_block2d)."
     ),

@@ -1,4 +1,4 @@
-"""The attention modules: ADL (baseline), CAGD (paper 3.2), SAGD (paper 3.1, 3.3) and DGDM.
+"""The attention modules: ADL (baseline), CAGD (paper 3.2), SAGD (paper 3.3) and DGDM (paper Sec. 3).
 
 Every module takes a feature map ``F`` of shape (B, C, H, W) and returns a map of the same shape.
 None of them has parameters, and in ``eval()`` mode each one returns ``F`` unchanged. In training
@@ -290,7 +290,7 @@ def sagd_drop_region(
     delta_h: float = 0.8,
     block_size: BlockSize = 3,
 ) -> dict[str, Tensor]:
-    """SAGD's drop region and drop mask ``Mdrop2`` (paper 3.1, 3.3) for a feature map ``F``.
+    """SAGD's drop region and drop mask ``Mdrop2`` (paper 3.3) for a feature map ``F``.
 
     ``D = 1[An > delta_h]`` (stage 1, most discriminative) ``OR 1[An < delta_l]`` (stage 2,
     background; off when ``delta_l = 0``), grown to blocks, ``Mdrop2 = 1 - D_block``. A constant
@@ -569,7 +569,7 @@ class CAGD(_AttentionModule):
 
 
 class SAGD(_SpatialChoice):
-    """Spatial Attention Guided Dropblock (paper 3.1, 3.3).
+    """Spatial Attention Guided Dropblock (paper 3.3).
 
     Training: ``F * Mdrop2`` with probability ``drop_rate``, else ``F * I``. ``Mdrop2 = 1 - D_block``
     where ``D = 1[An > delta_h] OR 1[An < delta_l]`` is grown into ``block_size`` blocks.
@@ -620,7 +620,7 @@ class SAGD(_SpatialChoice):
 
 
 class DGDM(_SpatialChoice):
-    """Dual-attention Guided Dropblock Module (paper 3.3): CAGD, then SAGD on the result.
+    """Dual-attention Guided Dropblock Module (paper Sec. 3: CAGD 3.2, then SAGD 3.3 on the result).
 
     Training: ``F1 = F * Mdrop1[:, :, None, None]``; ``A`` and the SAGD maps come from ``F1``;
     output ``F1 * Mdrop2`` with probability ``drop_rate``, else ``F1 * I``. ``use_cagd`` and

@@ -25,20 +25,19 @@
 # Here is the catch. A CAM is a *score map*, and `tau` decides how much of it becomes the box. A
 # method whose maps are flatter gets bigger boxes at the same `tau`, without knowing any better
 # where the object is. Choe et al. ("Evaluating Weakly Supervised Object Localization Methods
-# Right", CVPR 2020) showed that, once `tau` is chosen fairly, much of a decade of WSOL progress
-# shrinks. This chapter repeats their check on our beetles, for CAM, ADL, SAGD and DGDM.
+# Right", CVPR 2020) re-evaluated the methods published between CAM (2016) and their study, with
+# the threshold and the other hyperparameters chosen fairly on a held-out split, and found that
+# most of the reported progress over CAM shrank or disappeared. This chapter repeats their check on
+# our beetles, for CAM, ADL and the three rows of the paper's ablation (chapter 06): SAGD stage 1,
+# stages 1+2, and the full DGDM.
 
 # %%
-from IPython.display import display
+import json
 
-from dgdm_lib.config import env_report, mode_name
-from dgdm_lib.experiments import (
-    BeetleRun,
-    format_table,
-    measure,
-    summarize,
-    test_camset,
-)
+from IPython.display import Markdown, display
+
+from dgdm_lib.config import env_report, mode_name, quick_mode, repo_root
+from dgdm_lib.experiments import BeetleRun, measure, test_camset
 from dgdm_lib.views.comparison import (
     method_curves,
     pr_curves_view,
@@ -61,76 +60,137 @@ print(env_report())
 #
 # is one point on a curve. Choe et al. propose to report instead
 #
-# * **MaxBoxAcc** $= \max_\tau \text{GT-known Loc}(\tau)$: the top of the curve (equivalently, the
-#   accuracy at the best `tau`, which a held-out split with boxes lets you choose);
+# * **MaxBoxAcc** $= \max_\tau \text{GT-known Loc}(\tau)$ on the test split: the top of the test
+#   curve, a score of the maps that no longer depends on a threshold;
 # * **MaxBoxAccV2** $= \frac13\sum_{\delta \in \{0.3, 0.5, 0.7\}} \max_\tau \text{BoxAcc}_\delta(\tau)$,
 #   with every region's box allowed, so that neither one IoU threshold nor one region rules;
 # * **PxAP**, no boxes at all: the area under the precision-recall curve of the CAM's *pixel
 #   scores* against the object mask, $\text{PxAP} = \sum_k P(\tau_k)\,(R(\tau_k) - R(\tau_{k-1}))$.
 #
-# The book's `evaluate_val_test` does both protocols at once: it reports test numbers at the fixed
-# `tau = 0.2` and at the `tau` chosen on the validation split (300 beetles with boxes, never used
-# for training): the "train-fullsup" protocol of Choe et al.
+# A method that must output boxes still needs *one* `tau`. The fair way to get it is to treat `tau`
+# as a hyperparameter: choose it on a held-out split with boxes (the "train-fullsup" protocol of
+# Choe et al.), then apply it to test. That accuracy at the **validation tau** is *not* MaxBoxAcc:
+# MaxBoxAcc picks the best `tau` by looking at the test boxes themselves, so it is an upper bound
+# of the accuracy at any single `tau`, the validation one included. The book's
+# `evaluate_val_test` reports the test numbers at the fixed `tau = 0.2`, at the `tau` chosen on the
+# validation split (300 beetles with boxes, never used for training), and the threshold-free
+# measures.
 
 # %% [markdown]
 # ## The runs
 #
-# Four methods, trained with the same recipe and seed 0 in earlier chapters (cached, so nothing is
-# retrained here if you ran chapters 02-06): CAM, ADL, SAGD stage 1 (the paper's best single
-# stage) and the full DGDM (CAGD + SAGD stages 1 and 2). `measure(run)` evaluates each on
-# validation and test; `test_camset(run)` keeps the test CAMs for the figures.
+# Five methods, trained with the same recipe and seed in earlier chapters (cached, so nothing is
+# retrained here if you ran chapters 02-06): CAM, ADL, SAGD stage 1, stages 1+2 and the full DGDM
+# (CAGD + SAGD stages 1 and 2). `measure(run)` evaluates each on validation and test;
+# `test_camset(run)` keeps the test CAMs for the figures.
 
 # %%
 RUNS = {
     "CAM": BeetleRun.of("cam"),
     "ADL": BeetleRun.of("adl"),
-    "SAGD": BeetleRun.of("sagd"),
+    "stage 1": BeetleRun.of("sagd"),
+    "stage 1+2": BeetleRun.of("sagd12"),
     "DGDM": BeetleRun.of("dgdm"),
 }
 results = {name: measure(run) for name, run in RUNS.items()}
 camsets = {name: test_camset(run) for name, run in RUNS.items()}
 curves = method_curves(camsets)
 chosen = {name: r["tau_val"] for name, r in results.items()}
-print(f"mode {mode_name()}, seed {RUNS['CAM'].seed}, {len(camsets['CAM'])} test images; tau chosen on val:", chosen)
+print(f"mode {mode_name()}, seed {RUNS['CAM'].seed}, {len(camsets['CAM'])} test images; tau chosen on val:",
+      ", ".join(f"{name} {tau:.2f}" for name, tau in chosen.items()))
 
 # %% [markdown]
 # ## One table, two protocols
 #
-# Left, the paper's protocol: GT-known Loc at `tau = 0.2`. Then the same accuracy at the `tau`
-# chosen on validation, and the threshold-free measures. Read each column as its own ranking.
+# First the paper's protocol: GT-known Loc at `tau = 0.2`. Then the same accuracy at the `tau`
+# chosen on validation, that `tau`, and the threshold-free measures. Read each column as its own
+# ranking. The benchmark's three seeds of the same rows (`make bench`, 500 test images) are in
+# `docs/results.md`; this chapter prints them where a comparison helps.
 
 # %%
-KEYS = ["gt_known_loc@0.2", "gt_known_loc@tau_val", "maxboxacc", "maxboxacc_v2", "pxap", "top1_clas"]
-rows = [{**r, "label": name} for name, r in results.items()]
-print(format_table(summarize(rows, KEYS), KEYS))
-print("tau chosen on val:", ", ".join(f"{name} {tau:.2f}" for name, tau in chosen.items()))
+COLUMNS = {"gt_known_loc@0.2": "Loc, tau 0.2", "gt_known_loc@tau_val": "Loc, val tau", "tau_val": "val tau",
+           "maxboxacc": "MaxBoxAcc", "best_tau": "test-best tau", "maxboxacc_v2": "MaxBoxAccV2", "pxap": "PxAP",
+           "top1_clas": "Top-1 Clas"}
+
+
+def markdown_table(results, columns=COLUMNS):
+    """One row per method, one column per metric; tau with 2 decimals, the rest with 1."""
+    lines = ["| method | " + " | ".join(columns.values()) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, r in results.items():
+        cells = [f"{r[k]:.2f}" if k in ("tau_val", "best_tau") else f"{r[k]:.1f}" for k in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return Markdown("\n".join(lines))
+
+
+print("GT-known Loc (Loc), MaxBoxAcc, MaxBoxAccV2, PxAP and Top-1 Clas in %, on the test split")
+display(markdown_table(results))
 
 # %% [markdown]
-# At `tau = 0.2` SAGD beats CAM by a wide margin. With `tau` chosen on validation, the margin
-# shrinks (in our runs it lost between a third and three quarters of its size): CAM's best threshold is well *below* 0.2, because its maps are peaky (a high,
-# narrow peak on the head and a low plateau on the body), so 0.2 of its peak cuts the body away.
-# Part of what the fixed threshold rewarded was the *shape* of the score distribution, not better
-# localization. The next cell asserts this, as measured on seed 0.
+# The two columns that look alike are not the same number. MaxBoxAcc reads the test curve at its
+# top, at the `tau` best *for the test boxes*; the accuracy at the validation `tau` reads the same
+# curve where the validation split said to. The first can only be larger, or equal when both
+# splits agree on the best `tau`:
 
 # %%
-gain_at_02 = results["SAGD"]["gt_known_loc@0.2"] - results["CAM"]["gt_known_loc@0.2"]
-gain_at_val = results["SAGD"]["gt_known_loc@tau_val"] - results["CAM"]["gt_known_loc@tau_val"]
-print(f"SAGD minus CAM: {gain_at_02:+.1f} points at tau 0.2, {gain_at_val:+.1f} at the tau chosen on val")
+for name, r in results.items():
+    print(f"{name:9s} MaxBoxAcc - Loc at the val tau = {r['maxboxacc'] - r['gt_known_loc@tau_val']:4.1f} points "
+          f"(test-best tau {r['best_tau']:.2f}, val tau {r['tau_val']:.2f})")
+    assert r["maxboxacc"] >= r["gt_known_loc@tau_val"] - 1e-9, "MaxBoxAcc is the top of the curve the val tau reads"
+
+# %% [markdown]
+# At `tau = 0.2` SAGD stage 1 beats CAM by a wide margin. With `tau` chosen on validation the
+# margin shrinks: CAM's best threshold is well *below* 0.2, because its maps are peaky (a high,
+# narrow peak on the head and a low plateau on the body), so 0.2 of its peak cuts the body away.
+# Part of what the fixed threshold rewarded was the *shape* of the score distribution, not better
+# localization. The cell prints how much of the margin survives, in your run and on the
+# benchmark's seeds, and asserts the direction, which held on each of them.
+
+# %%
+def benchmark_rows():
+    """Rows of the benchmark's methods table in docs/results.json, by method (empty if missing)."""
+    path = repo_root() / "docs" / "results.json"
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))["accuracy"]["tables"]["methods"]
+        return {row["method"]: row for row in table if not row["kwargs"]}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print(f"no benchmark numbers ({path}: {error.__class__.__name__} {error}); only your run is shown")
+        return {}
+
+
+def bench_values(method, key):
+    """The benchmark's per-seed values (seeds 0, 1, 2) of one metric, or [] if missing."""
+    row = BENCH.get(method)
+    return row[key]["values"] if row and key in row else []
+
+
+BENCH = benchmark_rows()
+METHOD = {name: run.method for name, run in RUNS.items()}
+gain_at_02 = results["stage 1"]["gt_known_loc@0.2"] - results["CAM"]["gt_known_loc@0.2"]
+gain_at_val = results["stage 1"]["gt_known_loc@tau_val"] - results["CAM"]["gt_known_loc@tau_val"]
+print(f"stage 1 minus CAM, your run: {gain_at_02:+.1f} points at tau 0.2, {gain_at_val:+.1f} at the tau chosen on val "
+      f"({100 * gain_at_val / gain_at_02:.0f}% of the margin kept)")
+bench = {key: [s - c for s, c in zip(bench_values("sagd", key), bench_values("cam", key))]
+         for key in ("gt_known_loc@0.2", "gt_known_loc@tau_val")}
+for seed, (fixed, val) in enumerate(zip(bench["gt_known_loc@0.2"], bench["gt_known_loc@tau_val"])):
+    print(f"  benchmark seed {seed}: {fixed:+.1f} at tau 0.2, {val:+.1f} at the val tau ({100 * val / fixed:.0f}% kept)")
 cam_gain = results["CAM"]["gt_known_loc@tau_val"] - results["CAM"]["gt_known_loc@0.2"]
-sagd_gain = results["SAGD"]["gt_known_loc@tau_val"] - results["SAGD"]["gt_known_loc@0.2"]
-print(f"choosing tau on val gains CAM {cam_gain:+.1f} points, SAGD {sagd_gain:+.1f}")
-assert gain_at_02 > 20, "at the paper's fixed tau, SAGD localizes far better than CAM"
+sagd_gain = results["stage 1"]["gt_known_loc@tau_val"] - results["stage 1"]["gt_known_loc@0.2"]
+print(f"choosing tau on val gains CAM {cam_gain:+.1f} points, stage 1 {sagd_gain:+.1f}")
+assert gain_at_02 > 20, "at the paper's fixed tau, SAGD stage 1 localizes far better than CAM"
 assert cam_gain > sagd_gain and gain_at_val < gain_at_02, "a fair tau helps CAM more, and the gap shrinks"
 assert chosen["CAM"] < 0.2, "CAM's best threshold is below the paper's 0.2"
 
 # %% [markdown]
-# ADL is the clearest case: most of its lead over CAM at `tau = 0.2` is gone in MaxBoxAccV2
-# (on seeds 0, 1 and 2 a lead of 23 to 24 points at `tau = 0.2` became 1.4 to 2.9 points).
+# ADL is the clearest case: most of its lead over CAM at `tau = 0.2` is gone in MaxBoxAccV2, in
+# your run and on each of the benchmark's seeds.
 
 # %%
 adl_at_02 = results["ADL"]["gt_known_loc@0.2"] - results["CAM"]["gt_known_loc@0.2"]
 adl_v2 = results["ADL"]["maxboxacc_v2"] - results["CAM"]["maxboxacc_v2"]
-print(f"ADL minus CAM: {adl_at_02:+.1f} points of GT-known Loc at tau 0.2, {adl_v2:+.1f} points of MaxBoxAccV2")
+print(f"ADL minus CAM, your run: {adl_at_02:+.1f} points of GT-known Loc at tau 0.2, {adl_v2:+.1f} of MaxBoxAccV2")
+for seed, values in enumerate(zip(bench_values("adl", "gt_known_loc@0.2"), bench_values("cam", "gt_known_loc@0.2"),
+                                  bench_values("adl", "maxboxacc_v2"), bench_values("cam", "maxboxacc_v2"))):
+    print(f"  benchmark seed {seed}: {values[0] - values[1]:+.1f} at tau 0.2, {values[2] - values[3]:+.1f} of MaxBoxAccV2")
 assert adl_at_02 > 0, "ADL leads CAM at tau 0.2 (chapter 03)"
 assert adl_v2 < adl_at_02 / 2, "ADL keeps less than half of its lead in MaxBoxAccV2"
 
@@ -161,19 +221,16 @@ check_redraw(draw_threshold, tau=0.3, start=4);
 # How wide is the range of good thresholds? Below, for each method, the `tau`s at which its
 # GT-known Loc stays within 5 points of its own maximum. A narrow range means the reported number
 # depends on a threshold the method did not learn; the protocol of Choe et al. sidesteps this by
-# reading the maximum (or the threshold chosen on validation). In our runs CAM, whose map is a
-# sharp peak on the head, stayed near its best over only 3 to 5 of the 100 `tau`s (seeds 0, 1, 2);
-# SAGD stage 1 over 5 to 9. The cell asserts that CAM's range is the narrower of the two. ADL and DGDM fell on
-# either side of that from seed to seed, so they are printed, not asserted.
+# reading the maximum (or the threshold chosen on validation). The widths move from seed to seed,
+# so they are printed; the cell asserts only that CAM peaks at the lowest `tau`, below 0.2 and
+# below stage 1's peak, as it did on each of the benchmark's seeds.
 
 # %%
 for name, curve in curves.items():
     good = curve.taus[curve.gt_known >= curve.gt_known.max() - 5]
-    print(f"{name:5s} max {curve.gt_known.max():5.1f}% at tau {curve.best_tau():.2f}; "
+    print(f"{name:9s} max {curve.gt_known.max():5.1f}% at tau {curve.best_tau():.2f}; "
           f"within 5 points for tau in [{good.min():.2f}, {good.max():.2f}] ({len(good)} of {len(curve.taus)} taus)")
-widths = {name: int((c.gt_known >= c.gt_known.max() - 5).sum()) for name, c in curves.items()}
-assert curves["CAM"].best_tau() < min(0.2, curves["SAGD"].best_tau()), "CAM peaks at the lowest tau"
-assert widths["CAM"] < widths["SAGD"], "erasing (SAGD) widens the range of good thresholds"
+assert curves["CAM"].best_tau() < min(0.2, curves["stage 1"].best_tau()), "CAM peaks at the lowest tau"
 
 # %% [markdown]
 # ## Pixels, not boxes: PxAP
@@ -187,20 +244,26 @@ assert widths["CAM"] < widths["SAGD"], "erasing (SAGD) widens the range of good 
 pr_curves_view(curves, tau=0.2)
 
 # %% [markdown]
-# Erasing widened the boxes a lot but improved the pixel ranking much less, if at all: SAGD's
-# gain in PxAP is a fraction of its gain in GT-known Loc at 0.2.
+# Stage 1 widened the boxes a lot but did not improve the pixel ranking: on each of the
+# benchmark's seeds its PxAP was *below* CAM's. Stages 1+2, which also erase the background during
+# training, were above CAM on each seed.
 
 # %%
-pxap_gain = results["SAGD"]["pxap"] - results["CAM"]["pxap"]
-print(f"SAGD minus CAM: {gain_at_02:+.1f} GT-known Loc at tau 0.2, {pxap_gain:+.1f} PxAP")
-assert pxap_gain < gain_at_02 / 3
+pxap_gain = results["stage 1"]["pxap"] - results["CAM"]["pxap"]
+print(f"stage 1 minus CAM, your run: {gain_at_02:+.1f} GT-known Loc at tau 0.2, {pxap_gain:+.1f} PxAP")
+print("PxAP minus CAM's, your run:", ", ".join(f"{name} {r['pxap'] - results['CAM']['pxap']:+.1f}"
+                                               for name, r in results.items() if name != "CAM"))
+for name in ("stage 1", "stage 1+2"):
+    diffs = [m - c for m, c in zip(bench_values(METHOD[name], "pxap"), bench_values("cam", "pxap"))]
+    print(f"  benchmark, {name} minus CAM per seed:", " / ".join(f"{d:+.1f}" for d in diffs))
+assert pxap_gain < 0, "erasing the peak (stage 1) does not improve the pixel ranking"
 
 # %% [markdown]
 # ## What erasing really changes
 #
 # The beetles come with a head mask, so we can ask where each map puts its mass. First the share
-# of the total CAM mass on the head, on the rest of the body and on the background (the background
-# is about 85% of the image, so even a low plateau there holds much of the mass):
+# of the total CAM mass on the head, on the rest of the body and on the background (most of the
+# image is background, so even a low plateau there holds much of the mass):
 
 # %%
 shares_view(results)
@@ -212,64 +275,99 @@ shares_view(results)
 # %%
 means = {name: region_means(cs) for name, cs in camsets.items()}
 for name, m in means.items():
-    print(f"{name:5s} head {m['head']:.2f}  body {m['body']:.2f}  background {m['background']:.2f}  "
+    print(f"{name:9s} head {m['head']:.2f}  body {m['body']:.2f}  background {m['background']:.2f}  "
           f"body/head {m['body'] / m['head']:.2f}")
 region_means_view(means)
 
 # %% [markdown]
-# Erasing during training raised the map on the body relative to the head, which is the point of
-# it, but it raised the background too. Relative to its peak the map got flatter everywhere. At
-# a fixed `tau` a flatter map gives a bigger box, which helps on beetles (big objects) whatever
-# the reason; PxAP sees the background rise as well and is not impressed.
+# Erasing the peak during training (stage 1) moved mass from the head to the body, which is the
+# point of it, but also to the background: on each of the benchmark's seeds stage 1 put a smaller
+# share of its mass on the head and a larger one on the background than CAM. At a fixed `tau` a
+# flatter map gives a bigger box, which helps on beetles (big objects) whatever the reason; PxAP
+# sees the background rise as well and is not impressed.
 
 # %%
-assert means["SAGD"]["body"] / means["SAGD"]["head"] > means["CAM"]["body"] / means["CAM"]["head"]
-assert means["SAGD"]["background"] > means["CAM"]["background"]
+def body_per_head(r):
+    return r["body_share"] / r["head_share"]
+
+
+print(f"body/head mass: CAM {body_per_head(results['CAM']):.2f}, stage 1 {body_per_head(results['stage 1']):.2f}; "
+      f"background share: CAM {results['CAM']['background_share']:.1f}%, stage 1 {results['stage 1']['background_share']:.1f}%")
+assert body_per_head(results["stage 1"]) > body_per_head(results["CAM"]), "stage 1 moves mass from head to body"
+assert results["stage 1"]["background_share"] > results["CAM"]["background_share"], "and to the background"
 
 # %% [markdown]
-# ## Where DGDM does not win, and where a fixed tau hides it
+# ## The verdict, measure by measure
 #
 # The two protocols do not just shift the numbers: they squeeze them together, and they can
-# reorder the methods. Below, the ranking by each measure, and the spread between the best and
-# the worst method.
+# reorder the methods. Below, the ranking by each measure in your run, the spread between the best
+# and the worst method, and which row came first on each of the benchmark's seeds.
 
 # %%
+RANKED = {"gt_known_loc@0.2": "Loc, tau 0.2", "gt_known_loc@tau_val": "Loc, val tau", "maxboxacc_v2": "MaxBoxAccV2",
+          "pxap": "PxAP"}
+
+
 def ranking(key: str) -> list[str]:
     return sorted(results, key=lambda name: -results[name][key])
 
 
-for key in ("gt_known_loc@0.2", "gt_known_loc@tau_val", "maxboxacc_v2", "pxap"):
-    print(f"{key:21s}", " > ".join(f"{name} {results[name][key]:.1f}" for name in ranking(key)))
 def spread(key: str) -> float:
     return max(r[key] for r in results.values()) - min(r[key] for r in results.values())
 
 
-print(f"spread: {spread('gt_known_loc@0.2'):.1f} points at tau 0.2, {spread('maxboxacc_v2'):.1f} in MaxBoxAccV2")
-assert spread("maxboxacc_v2") < spread("gt_known_loc@0.2") / 2, "fair measures put the methods much closer"
-assert results["DGDM"]["gt_known_loc@0.2"] < results["SAGD"]["gt_known_loc@0.2"], "at tau 0.2 DGDM is not the best"
+def bench_first(key: str) -> str:
+    per_name = {name: bench_values(METHOD[name], key) for name in RUNS}
+    if not all(per_name.values()):
+        return "–"
+    seeds = range(len(per_name["CAM"]))
+    return " / ".join(max(per_name, key=lambda name: per_name[name][s]) for s in seeds)
+
+
+for key, label in RANKED.items():
+    print(f"{label:13s}", " > ".join(f"{name} {results[name][key]:.1f}" for name in ranking(key)))
+lines = ["| measure | first in your run | spread, your run | first on benchmark seeds 0 / 1 / 2 |", "|---|---|---|---|"]
+lines += [f"| {label} | {ranking(key)[0]} | {spread(key):.1f} | {bench_first(key)} |" for key, label in RANKED.items()]
+display(Markdown("\n".join(lines)))
+assert spread("maxboxacc_v2") < 0.6 * spread("gt_known_loc@0.2"), "fair measures put the methods much closer"
+assert results["DGDM"]["gt_known_loc@0.2"] < results["stage 1+2"]["gt_known_loc@0.2"] - 20, \
+    "at tau 0.2 the full DGDM is far below stages 1+2"
+assert chosen["DGDM"] > 0.2, "DGDM's maps are flat: its best threshold is above the paper's 0.2"
 
 # %% [markdown]
-# At the paper's own threshold, the full DGDM is not the best of these four: SAGD stage 1 alone is
-# ahead of it. But a fixed threshold can *under*-rate a method as easily as over-rate one. DGDM's
-# maps are flat (at 0.2 its boxes spill into the background: try the slider above). On each of our
-# seeds 0, 1 and 2 its validation-chosen `tau` was 0.30-0.39, and moving there gained it 27, 48 and
-# 44 points (300 test images). That made it the best of the four by MaxBoxAccV2 on all three seeds
-# (60.7, 70.6 and 64.2 against SAGD stage 1's 56.7, 62.0 and 59.0), although on seeds 1 and 2 it
-# also classified worse (Top-1 Clas 89% and 82%, the others 100%). So the verdict flips with the
-# protocol: last but one at the paper's threshold, first on the fair measure, for one small network
-# on one dataset, at a cost in classification. What holds on every seed is that "DGDM needs a
-# higher threshold", and the cell below asserts that; whether it is the best by MaxBoxAccV2 is
-# printed for your run, and the three-seed benchmark (`docs/results.md`) gives the intervals.
+# What the benchmark's three seeds say, and what your run can check above:
+#
+# * **Stages 1+2 are the first row.** On every benchmark seed they came first at `tau = 0.2`, at
+#   the validation `tau` and in MaxBoxAccV2 (PxAP is closer). Against stage 1 that gain is
+#   *shown* with the fair measures (chapter 06).
+# * **The full DGDM is not the first row by any box measure.** At the paper's own threshold it is
+#   far below stages 1+2, and below stage 1 alone. A fixed threshold under-rates it, though: its
+#   maps are flat, its best `tau` lies well above 0.2 (that of stages 1+2 near or above it), and
+#   with that `tau` it climbed past CAM and ADL on each benchmark seed, by amounts too uneven for
+#   three seeds to show. Nor can three seeds show it worse than stages 1+2 on the fair measures:
+#   *not shown*, either way.
+# * **Classification.** DGDM's Top-1 Clas fell below the others' on some seeds (the table above has
+#   your run's).
+#
+# So the verdict moves with the protocol, and the paper's last ablation row (adding CAGD) does not
+# survive either protocol here: for one small network on one synthetic dataset, trained from
+# scratch. The three-seed benchmark (`docs/results.md`) gives the intervals.
 
 # %%
-print(f"DGDM: tau chosen on val {chosen['DGDM']:.2f}; gain from tau 0.2 to that tau "
-      f"{results['DGDM']['gt_known_loc@tau_val'] - results['DGDM']['gt_known_loc@0.2']:+.1f} points "
-      f"(CAM {results['CAM']['gt_known_loc@tau_val'] - results['CAM']['gt_known_loc@0.2']:+.1f}, "
-      f"SAGD {results['SAGD']['gt_known_loc@tau_val'] - results['SAGD']['gt_known_loc@0.2']:+.1f}); "
-      f"Top-1 Clas {results['DGDM']['top1_clas']:.1f}")
-assert chosen["DGDM"] > 0.25, "DGDM's maps are flat: its best threshold is well above 0.2"
-print(f"{mode_name()} mode: DGDM is {'the best' if ranking('maxboxacc_v2')[0] == 'DGDM' else 'not the best'} "
-      "of the four by MaxBoxAccV2")
+path = repo_root() / "docs" / "results.json"
+try:
+    claims = json.loads(path.read_text(encoding="utf-8"))["accuracy"]["claims"]
+except (OSError, ValueError, KeyError, TypeError) as error:
+    claims = []
+    print(f"no benchmark claims ({error.__class__.__name__})")
+for claim in claims:
+    if claim["better"].startswith("DGDM") and "maxboxacc_v2" in claim.get("metrics", {}):
+        verdicts = ", ".join(f"{RANKED.get(k, k)} {v['diff']:+.1f} [{v['ci95'][0]:+.1f}, {v['ci95'][1]:+.1f}] {v['verdict']}"
+                             for k, v in claim["metrics"].items())
+        print(f"benchmark, DGDM minus {claim['baseline']}: {verdicts}")
+for other in ("CAM", "ADL", "stage 1", "stage 1+2"):
+    print(f"your run, DGDM minus {other}:", ", ".join(f"{label} {results['DGDM'][k] - results[other][k]:+.1f}"
+                                                      for k, label in RANKED.items() if k != "pxap"))
 
 # %% [markdown]
 # ## Summary
@@ -277,21 +375,106 @@ print(f"{mode_name()} mode: DGDM is {'the best' if ranking('maxboxacc_v2')[0] ==
 # * GT-known Loc at a fixed `tau` is one point of a curve; methods differ in *where* their curves
 #   peak, so a fixed `tau` ranks them partly by the shape of their score maps.
 # * Choose `tau` on a held-out split with boxes, or report MaxBoxAcc / MaxBoxAccV2 (box) and PxAP
-#   (pixel). On beetles, CAM closes much of its gap to SAGD and ADL that way, and the methods are
-#   ranked differently than at `tau = 0.2`; a fixed threshold can under-rate a method too (DGDM).
-# * Erasing makes maps flatter: higher on the body, but higher on the background too. Boxes grow;
+#   (pixel). MaxBoxAcc is the top of the test curve, an upper bound of the accuracy at the
+#   validation `tau`, not the same number.
+# * On beetles, CAM closes much of its gap to SAGD stage 1 and ADL with a fair threshold; stages
+#   1+2 stay first; the full DGDM, far behind at `tau = 0.2`, moves up but is not shown better than
+#   CAM or ADL. A fixed threshold can over-rate a method and under-rate another.
+# * Erasing makes maps flatter: more mass on the body, but more on the background too. Boxes grow;
 #   pixel precision does not follow.
-# * All numbers here are one seed on one synthetic dataset; the benchmark (`make bench`,
-#   `docs/results.md`) repeats them over seeds.
+# * One seed in this chapter on one synthetic dataset; the benchmark (`make bench`,
+#   `docs/results.md`) repeats it over seeds.
 #
 # ## Exercises
 #
 # 1. Which `tau` maximises ADL's curve, and how far is it from the one chosen on validation?
 #    *Hint:* `curves["ADL"].best_tau()` and `chosen["ADL"]`.
-# 2. Compute MaxBoxAcc at IoU 0.7 for each method. Does the ranking change again?
-#    *Hint:* `BoxAccumulator(...).compute()` in `dgdm_lib.metrics`, or `results[name]["maxboxacc_v2@0.7"]`.
-# 3. Train CAM at pattern contrast 0 (`BeetleRun.of("cam", pattern_contrast=0.0)`): the body then
-#    carries no class cue at all. What happens to its body/head ratio and to its best `tau`?
-#    *Hint:* chapter 01.
-# 4. Choose `tau` on the *test* split instead of validation. By how many points does that flatter
-#    each method? *Hint:* `results[name]["gt_known_loc@best"]`.
+# 2. Compute MaxBoxAccV2's part at IoU 0.7 for each method. Does the ranking change again?
+#    *Hint:* `results[name]["maxboxacc_v2@0.7"]`.
+# 3. Train CAM with a weaker body cue (`BeetleRun.of("cam", pattern_contrast=0.06)`, chapter 01):
+#    the head is then an even stronger shortcut. What happens to its body/head ratio and to its
+#    best `tau`?
+# 4. Report MaxBoxAcc instead of the accuracy at the validation `tau`. By how many points does
+#    choosing `tau` on the test split flatter each method, and which one most?
+#    *Hint:* `results[name]["maxboxacc"]` and `results[name]["gt_known_loc@tau_val"]`.
+#
+# ## Solutions
+#
+# Exercises 1, 2 and 4 only read what is already measured. Exercise 3 needs a new run: classroom
+# mode trains it; quick mode (tests, CI) reads the benchmark's three seeds of that run instead.
+
+# %% [markdown]
+# ### Exercise 1
+
+# %%
+adl_best, adl_val = curves["ADL"].best_tau(), chosen["ADL"]
+print(f"ADL: best tau on test {adl_best:.2f}, chosen on val {adl_val:.2f} (apart by {abs(adl_best - adl_val):.2f}); "
+      f"GT-known Loc {curves['ADL'].at(adl_best):.1f} vs {curves['ADL'].at(adl_val):.1f}")
+assert curves["ADL"].at(adl_best) >= curves["ADL"].at(adl_val)
+
+# %% [markdown]
+# The two are close but need not coincide: 300 validation beetles are a noisy sample of where the
+# curve peaks. Near its top the curve is flat enough that the price of the validation choice is
+# usually small; it is zero only when both splits pick the same `tau`.
+
+# %% [markdown]
+# ### Exercise 2
+
+# %%
+for key in ("maxboxacc_v2@0.5", "maxboxacc_v2@0.7"):
+    order = sorted(results, key=lambda name: -results[name][key])
+    print(f"{key}:", " > ".join(f"{name} {results[name][key]:.1f}" for name in order))
+
+# %% [markdown]
+# At IoU 0.7 a box must fit tightly, and every method scores much lower; compare the two orders
+# printed. A ranking that changes with the IoU threshold is why MaxBoxAccV2 averages over three of
+# them.
+
+# %% [markdown]
+# ### Exercise 3
+
+# %%
+def cam_profile(r, camset=None):
+    """val tau, body/head mass ratio and (if CAMs are given) body/head mean value of one CAM run."""
+    line = f"val tau {r['tau_val']:.2f}, body/head mass {r['body_share'] / r['head_share']:.2f}"
+    if camset is not None:
+        m = region_means(camset)
+        line += f", body/head mean value {m['body'] / m['head']:.2f}"
+    return line
+
+
+print("CAM, pattern contrast 0.09 (the book's):", cam_profile(results["CAM"], camsets["CAM"]))
+if not quick_mode():
+    weak_run = BeetleRun.of("cam", pattern_contrast=0.06)
+    print("CAM, pattern contrast 0.06:             ", cam_profile(measure(weak_run), test_camset(weak_run)))
+else:
+    print("quick mode: the contrast-0.06 run is trained in classroom mode only; the benchmark's seeds:")
+    try:
+        contrast = json.loads(path.read_text(encoding="utf-8"))["accuracy"]["tables"]["contrast"]
+        for row in (r for r in contrast if r["method"] == "cam"):
+            ratio = [b / h for b, h in zip(row["body_share"]["values"], row["head_share"]["values"])]
+            print(f"  {row['row']}: val tau", " / ".join(f"{t:.2f}" for t in row["tau_val"]["values"]),
+                  "; body/head mass", " / ".join(f"{x:.2f}" for x in ratio))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print(f"  (no benchmark numbers: {error.__class__.__name__})")
+
+# %% [markdown]
+# With a weaker body cue the network leans even more on the head: the body gets less of the map
+# relative to the head, and the best threshold stays low, because everything but the peak is
+# faint. The shortcut the paper's erasing is meant to break is stronger, and a fixed `tau = 0.2`
+# misjudges CAM even more.
+
+# %% [markdown]
+# ### Exercise 4
+
+# %%
+flattery = {name: r["maxboxacc"] - r["gt_known_loc@tau_val"] for name, r in results.items()}
+for name, points in sorted(flattery.items(), key=lambda item: -item[1]):
+    print(f"{name:9s} MaxBoxAcc {results[name]['maxboxacc']:5.1f}, at the val tau {results[name]['gt_known_loc@tau_val']:5.1f}: "
+          f"+{points:.1f} points")
+assert all(points >= -1e-9 for points in flattery.values())
+
+# %% [markdown]
+# Never negative, by construction (exercise 1 shows why), and usually a few points: reading the
+# test curve at its top rewards luck in where the peak falls. MaxBoxAcc is a fine *score of the
+# maps*; as an accuracy a user could obtain, report the one at the validation `tau`.
