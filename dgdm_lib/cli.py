@@ -14,7 +14,6 @@ DistributedDataParallel, data sharded per rank; rank 0 evaluates and writes.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 import os
@@ -324,7 +323,8 @@ def _beetles_data(cfg: dict[str, Any], train: bool) -> Data:
         beetles_loader,
         load_beetles,
     )
-    from dgdm_lib.training import DistributedBatches, distributed_info
+    from dgdm_lib.data.loaders import DistributedBatches
+    from dgdm_lib.distributed import distributed_info
 
     bcfg = BeetlesConfig(pattern_contrast=cfg["pattern_contrast"], context_p=cfg["context_p"])
     common = {"config": bcfg, "root": cfg["data_root"], "base_seed": cfg["data_seed"]}
@@ -349,7 +349,7 @@ def _generate_on_rank_zero_first(common: dict[str, Any], cfg: dict[str, Any]) ->
     import torch.distributed as dist
 
     from dgdm_lib.data import load_beetles
-    from dgdm_lib.training import distributed_info
+    from dgdm_lib.distributed import distributed_info
 
     info = distributed_info()
     if not info.enabled:
@@ -365,7 +365,7 @@ def _torch_loader(dataset: Any, cfg: dict[str, Any], train: bool) -> Any:
     from torch.utils.data import DataLoader, DistributedSampler
 
     from dgdm_lib.data import collate_wsol
-    from dgdm_lib.training import distributed_info
+    from dgdm_lib.distributed import distributed_info
 
     batch = cfg["batch_size"] if train else cfg["eval_batch_size"]
     if train and distributed_info().enabled:
@@ -519,8 +519,9 @@ def _save_figure(fig: Any, path: Path) -> None:
 def run_one(cfg: dict[str, Any], data: Data | None = None) -> dict[str, Any] | None:
     """Train (and evaluate) one configuration into ``cfg["out"]``; returns metrics on rank 0."""
     from dgdm_lib.config import env_report, seed_everything
+    from dgdm_lib.distributed import distributed_info
     from dgdm_lib.evaluation import cam_figure, collect_cams, evaluate_val_test
-    from dgdm_lib.training import CHECKPOINT_NAME, distributed_info, train
+    from dgdm_lib.training import CHECKPOINT_NAME, train
 
     info = distributed_info()
     out = Path(cfg["out"])
@@ -625,7 +626,7 @@ def _config_from_args(args: argparse.Namespace, method: str, seed: int, out: Pat
 def _setup(args: argparse.Namespace) -> Any:
     import torch
 
-    from dgdm_lib.training import init_distributed
+    from dgdm_lib.distributed import init_distributed
 
     if args.threads:
         torch.set_num_threads(args.threads)

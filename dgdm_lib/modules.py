@@ -183,6 +183,7 @@ def adl_masks(features: Tensor, gamma: float = 0.8) -> tuple[Tensor, Tensor]:
     Returns:
         ``(I, M)``, both (B, 1, H, W); ``M`` is 0/1 in ``F``'s dtype, without gradient.
     """
+    gamma = _check_probability("gamma", gamma)
     attention = spatial_attention(features)
     return importance_map(attention), _adl_drop_mask(attention, gamma)
 
@@ -223,6 +224,8 @@ def cagd_channel_mask(
         and the bool (B, C) map of important channels. None of them carries a gradient.
     """
     _check_features(features, "cagd_channel_mask")
+    beta, alpha = _check_beta(beta), _check_probability("alpha", alpha)
+    keep_ratio = _check_keep_ratio(keep_ratio)
     with torch.no_grad():
         scores = features.mean(dim=(2, 3))
         magnitude = scores.abs()
@@ -306,8 +309,9 @@ def sagd_drop_region(
         (I, with gradient), ``stage1``, ``stage2``, ``region`` (D_block) and ``drop_mask`` (Mdrop2);
         the last four are 0/1 in ``F``'s dtype, without gradient.
     """
+    delta_l, delta_h = _check_deltas(delta_l, delta_h)
     attention = spatial_attention(features)
-    size = _block_side(block_size, features.shape[-2])
+    size = _block_side(_check_block_size(block_size), features.shape[-2])
     with torch.no_grad():
         normalised = normalize_attention(attention.detach())
         stage1 = (normalised > delta_h).to(features.dtype)
@@ -350,6 +354,7 @@ def apply_spatial_choice(
     One draw per call, shared by the batch, or one per sample when ``per_sample`` (ADL's and SAGD's
     random selection). ``drop_mask`` and ``importance`` are (B, 1, H, W); no rescaling.
     """
+    drop_rate = _check_probability("drop_rate", drop_rate)
     if per_sample:
         use_drop = _uniform((features.shape[0], 1, 1, 1), features, generator) < drop_rate
         return features * torch.where(use_drop, drop_mask, importance)

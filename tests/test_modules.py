@@ -470,3 +470,22 @@ def test_modules_run_on_cuda_with_a_cpu_generator() -> None:
     cpu = DGDM(per_sample=True, generator=_gen(1)).train()(features.cpu())
     gpu = DGDM(per_sample=True, generator=_gen(1)).train()(features)
     assert torch.allclose(cpu, gpu.cpu(), atol=1e-6)
+
+
+# --- The functional ops check their arguments as the modules do (torchvision style) ----------------
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda f: sagd_drop_region(f, delta_l=0.9, delta_h=0.1), "delta_l < delta_h"),
+        (lambda f: sagd_drop_region(f, block_size=0), "block_size must be"),
+        (lambda f: cagd_channel_mask(f, beta=0.5), "beta must be >= 1"),
+        (lambda f: cagd_channel_mask(f, alpha=1.5), "alpha is a probability"),
+        (lambda f: cagd_channel_mask(f, keep_ratio=0.0), "keep_ratio"),
+        (lambda f: adl_masks(f, gamma=float("nan")), "gamma must be a finite number"),
+        (lambda f: apply_spatial_choice(f, f[:, :1], f[:, :1], drop_rate=-0.1), "drop_rate is a probability"),
+    ],
+)
+def test_functional_ops_reject_the_hyperparameters_their_modules_reject(call, message) -> None:
+    features = torch.rand(2, 4, 6, 6)
+    with pytest.raises(ValueError, match=message):
+        call(features)
