@@ -276,7 +276,9 @@ def run_photos(plan: PhotoPlan, log: Callable[[str], None] = print) -> dict[str,
 
     out: dict[str, Any] = {"plan": {**dataclasses.asdict(plan), "seeds": list(plan.seeds),
                                     "methods": list(plan.methods), "baseline": BASELINE, "tau": TAU,
-                                    "top1_margin": TOP1_MARGIN}}
+                                    "top1_margin": TOP1_MARGIN},
+                           # the defaults of dgdm_lib.evaluation for real photographs (docs/methods.md)
+                           "protocol": {"boxes": "reference", "upsample": "bicubic"}}
     out["imagenet"] = pretrained_imagenet(plan.imagenet_limit, log)
     root = cub_root()
     if root is None:

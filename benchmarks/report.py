@@ -321,6 +321,16 @@ def _skipped(part: dict[str, Any] | None) -> str | None:
     return part.get("skipped")
 
 
+def _protocol_line(protocol: dict[str, str] | None) -> str:
+    """How the section's boxes and maps were scored (docs/methods.md, "Box conventions")."""
+    if protocol is None:
+        return ("Scored with the library's `edges` boxes and bilinear CAM upsampling, the default for photographs "
+                "when this section was measured; photographs now default to the reference evaluator's protocol "
+                "(docs/methods.md, \"Box conventions\"), so a new run of this section uses that.")
+    return (f"Scored with `{protocol['boxes']}` boxes and {protocol['upsample']} CAM upsampling "
+            "(docs/methods.md, \"Box conventions\").")
+
+
 def _photos_section(photos: dict[str, Any]) -> list[str]:
     """Real photographs: pretrained Lite0 on ImageNet, the CUB fine-tunes, the fast fine-tune's speed."""
     plan = photos.get("plan", {})
@@ -335,7 +345,7 @@ def _photos_section(photos: dict[str, Any]) -> list[str]:
                   + ("all trained now" if now == len(runs) else f"{now} trained now, the others read from the cache"))
     if "variants" in (photos.get("speed") or {}):
         extra += f", plus the {len(photos['speed']['variants'])} timing runs below"
-    lines += [_provenance(photos.get("meta"), extra), ""]
+    lines += [_provenance(photos.get("meta"), extra), "", _protocol_line(photos.get("protocol")), ""]
 
     lines += ["### The ImageNet classifier, no training", ""]
     net = photos.get("imagenet") or {}

@@ -254,11 +254,31 @@ def _add_train_options(p: argparse.ArgumentParser, multi: bool) -> None:
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     g.add_argument("--tau", type=float, default=0.2, help="the paper's fixed CAM threshold, also reported (default: %(default)s)")
     g.add_argument("--no-eval", dest="evaluate", action="store_false", help="train only; skip the metrics and the figure")
+    _add_protocol_options(g)
     if multi:
         g.add_argument("--seeds", type=_ints, default=[0], help="comma-separated seeds, one run per method and seed (default: 0)")
     else:
         g.add_argument("--seed", type=int, default=0, help="seed of initialisation, order, flips and modules (default: %(default)s)")
         g.add_argument("--seeds", type=_ints, default=None, help="with --methods: comma-separated seeds")
+
+
+def _add_protocol_options(g: Any) -> None:
+    g.add_argument("--upsample", choices=["auto", "bicubic", "bilinear"], default="auto",
+                   help="CAM upsampling to the image; auto: bicubic on real photographs (the reference evaluator's), "
+                        "bilinear on the beetles (docs/methods.md, 'Box conventions')")
+    g.add_argument("--boxes", choices=["auto", "reference", "edges"], default="auto",
+                   help="how GT boxes become pixel boxes; auto: 'reference' (x + w kept, int() scaling, as the "
+                        "reference evaluator) on real photographs, 'edges' on the beetles")
+
+
+def _protocol(dataset: str, upsample: str, boxes: str) -> dict[str, str]:
+    """The evaluation protocol a run uses, with "auto" resolved per dataset (recorded in the run)."""
+    real = dataset != "beetles"
+    if boxes == "reference" and not real:
+        raise OptionError("--boxes reference converts annotations of real photographs; the beetles' boxes are exact "
+                          "pixel boxes: use --boxes edges (or auto)")
+    return {"upsample": ("bicubic" if real else "bilinear") if upsample == "auto" else upsample,
+            "boxes": ("reference" if real else "edges") if boxes == "auto" else boxes}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -295,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tau", type=float, default=0.2, help="the fixed CAM threshold also reported (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
     p.add_argument("--eval-batch-size", type=int, default=None, help="evaluation batch size (default: as in the run)")
+    _add_protocol_options(p)
     return parser
 
 
@@ -546,10 +567,12 @@ def run_one(cfg: dict[str, Any], data: Data | None = None) -> dict[str, Any] | N
     if cfg["evaluate"]:
         began = time.perf_counter()
         device = next(model.parameters()).device
-        metrics["metrics"] = evaluate_val_test(model, data.val, data.test, device=device, tau=cfg["tau"])
+        protocol = _protocol(cfg["dataset"], cfg.get("upsample", "auto"), cfg.get("boxes", "auto"))
+        metrics["metrics"] = evaluate_val_test(model, data.val, data.test, device=device, tau=cfg["tau"], **protocol)
         metrics["metrics"]["tau_chosen_on"] = data.tau_split
+        metrics["protocol"] = protocol
         metrics["eval_seconds"] = time.perf_counter() - began
-        camset = collect_cams(model, data.test, device, keep_images=8, max_images=8)
+        camset = collect_cams(model, data.test, device, keep_images=8, max_images=8, **protocol)
         _save_figure(cam_figure(camset, n=8, tau=cfg["tau"], name=cfg["method"]), out / "cams.png")
     _write_json(out / "metrics.json", metrics)
     return metrics
@@ -612,6 +635,7 @@ def _config_from_args(args: argparse.Namespace, method: str, seed: int, out: Pat
             "eval_batch_size", "workers", "pattern_contrast", "context_p", "data_seed", "train_size", "val_size",
             "test_size", "classes", "val_per_class", "freeze")
     cfg = {k: getattr(args, k) for k in keys}
+    cfg.update(_protocol(args.dataset, args.upsample, args.boxes))
     cfg["data_root"] = str(cfg["data_root"]) if cfg["data_root"] else None
     cfg["metadata_root"] = str(cfg["metadata_root"]) if cfg["metadata_root"] else None
     chosen = getattr(args, "methods", None) or [method]
@@ -693,7 +717,8 @@ def cmd_compare(args: argparse.Namespace) -> list[dict[str, Any]]:
         sets = {}
         for method in args.methods:
             model = model_from_checkpoint(out / f"{method}-s{seeds[0]}" / "checkpoint.pt")
-            sets[method] = collect_cams(model, data.test, keep_images=8, max_images=8)
+            sets[method] = collect_cams(model, data.test, keep_images=8, max_images=8,
+                                        **_protocol(args.dataset, args.upsample, args.boxes))
         _save_figure(comparison_figure(sets, n=8, tau=args.tau), out / "cams.png")
     return results
 
@@ -730,15 +755,16 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     model = model_from_checkpoint(path)
     if args.device:
         model.to(args.device)
+    protocol = _protocol(cfg.get("dataset", "beetles"), args.upsample, args.boxes)
     data = make_data({**cfg, "evaluate": True}, train=False)
     device = next(model.parameters()).device
-    result = evaluate_val_test(model, data.val, data.test, device=device, tau=args.tau)
+    result = evaluate_val_test(model, data.val, data.test, device=device, tau=args.tau, **protocol)
     result["tau_chosen_on"] = data.tau_split
     out = args.out or path.parent
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "evaluation.json", {"checkpoint": str(path), "metrics": result})
-    _save_figure(cam_figure(collect_cams(model, data.test, device, keep_images=8, max_images=8), n=8, tau=args.tau,
-                            name=cfg.get("method", "model")), out / "cams.png")
+    _write_json(out / "evaluation.json", {"checkpoint": str(path), "metrics": result, "protocol": protocol})
+    camset = collect_cams(model, data.test, device, keep_images=8, max_images=8, **protocol)
+    _save_figure(cam_figure(camset, n=8, tau=args.tau, name=cfg.get("method", "model")), out / "cams.png")
     print(format_table([{"method": cfg.get("method", "model"), **result}]))
     return result
 
@@ -1010,6 +1036,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("train", "compare"):
             _validate(args)
+            _protocol(args.dataset, args.upsample, args.boxes)
             _check_pretrained(args.pretrained, args.arch)
         elif args.command == "evaluate":
             _check_device(args.device)

@@ -35,6 +35,8 @@ __all__ = [
     "evaluate",
     "evaluate_loader",
     "evaluate_val_test",
+    "gt_boxes_of_batch",
+    "resolve_protocol",
 ]
 
 CAM_THRESHOLDS = np.arange(0, 1, 0.01)
@@ -85,47 +87,108 @@ def _normalised_cams(features: Tensor, weight: Tensor, classes: Tensor, size: tu
     return localization_cams(features, weight.float(), classes, size, mode).cpu().numpy().astype(np.float32, copy=False)
 
 
+BOX_CONVENTIONS = ("reference", "edges")
+UPSAMPLE_MODES = ("bicubic", "bilinear")
+
+
+def real_photo_batch(targets: Mapping[str, Any]) -> bool:
+    """True for a batch of a real-photo dataset (it carries the annotations as read)."""
+    return "source_boxes" in targets and "source_size" in targets
+
+
+def resolve_protocol(targets: Mapping[str, Any], upsample: str | None, boxes: str | None) -> tuple[str, str]:
+    """The CAM upsampling and GT-box conversion for a batch (docs/methods.md, "Box conventions").
+
+    ``None`` picks the default: the reference evaluator's protocol (bicubic, ``"reference"``
+    boxes) for real photographs, the library's (bilinear, ``"edges"``) for the beetles, whose boxes
+    are exact pixel boxes and carry no annotation to convert.
+    """
+    real = real_photo_batch(targets)
+    upsample = upsample or ("bicubic" if real else "bilinear")
+    boxes = boxes or ("reference" if real else "edges")
+    if upsample not in UPSAMPLE_MODES:
+        raise ValueError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {upsample!r}")
+    if boxes not in BOX_CONVENTIONS:
+        raise ValueError(f"boxes must be one of {', '.join(BOX_CONVENTIONS)}, got {boxes!r}")
+    if boxes == "reference" and not real:
+        raise ValueError(
+            "boxes='reference' needs the annotations as read (targets 'source_boxes' and 'source_size'), which "
+            "only the real-photo datasets carry: use boxes='edges' for the beetles"
+        )
+    return upsample, boxes
+
+
+def gt_boxes_of_batch(targets: Mapping[str, Any], size: tuple[int, int], boxes: str) -> list[np.ndarray]:
+    """The batch's GT boxes as inclusive pixel boxes of the (H, W) = ``size`` input, per ``boxes``."""
+    from dgdm_lib.localization import edges_to_inclusive, reference_boxes
+
+    if boxes == "edges":
+        return [edges_to_inclusive(b.cpu().reshape(-1, 4), size[1], size[0]) for b in targets["boxes"]]
+    out = []
+    for moved, source, source_size in zip(targets["boxes"], targets["source_boxes"], targets["source_size"]):
+        _check_plain_resize(moved, source, source_size, size)
+        out.append(reference_boxes(source, source_size, size))
+    return out
+
+
+def _check_plain_resize(moved: Tensor, source: Any, source_size: tuple[int, int], size: tuple[int, int]) -> None:
+    """The reference conversion scales the annotation; that is only right if the evaluation transform
+    did nothing but resize the whole image (no crop, no flip), which the moved boxes show."""
+    scale = np.array([size[1] / source_size[1], size[0] / source_size[0]] * 2)
+    expected = np.asarray(source, dtype=np.float64).reshape(-1, 4) * scale
+    moved = moved.detach().cpu().double().numpy().reshape(-1, 4)
+    if moved.shape != expected.shape or np.abs(moved - expected).max() > 0.05:
+        raise ValueError(
+            "boxes='reference' scales each annotation to the input size, but this batch's transform did more "
+            f"than resize the whole image (a box at {expected[0].round(1).tolist()} after resizing is at "
+            f"{moved[0].round(1).tolist()}): evaluate with standard_transforms(train=False), or use boxes='edges'"
+        )
+
+
 @torch.no_grad()
 def collect_cams(
     model: nn.Module,
     loader: Iterable,
     device: torch.device | str | None = None,
-    upsample: str = "bilinear",
+    upsample: str | None = None,
     keep_pred_cams: bool = True,
     keep_images: int = 16,
     max_images: int | None = None,
+    boxes: str | None = None,
 ) -> CamSet:
     """Run ``model`` (eval mode) over ``loader`` and keep the CAMs of docs/methods.md and chapter 02 per image.
 
     Args:
         model: a ``WSOLNet`` (or anything with ``forward_features`` and ``classifier``).
         loader: yields ``(images (B, 3, H, W), targets)`` per the batch contract.
-        upsample: ``"bilinear"`` or ``"bicubic"``, from the feature map (h, w) to (H, W).
+        upsample: ``"bilinear"`` or ``"bicubic"``, from the feature map (h, w) to (H, W); ``None``:
+            bicubic for real photographs (the reference evaluator's), bilinear for the beetles.
+        boxes: how GT boxes become inclusive pixel boxes, ``"reference"`` or ``"edges"``; ``None``:
+            ``"reference"`` for real photographs, ``"edges"`` for the beetles (``resolve_protocol``).
         keep_pred_cams: also keep predicted-class CAMs (for Top-1 figures); doubles the memory.
         keep_images: how many input images to keep for figures.
         max_images: stop after this many images (quick looks).
     """
-    from dgdm_lib.localization import edges_to_inclusive
-
     net = getattr(model, "module", model)
     device = torch.device(device) if device is not None else next(net.parameters()).device
     was_training = net.training
     net.eval().to(device)
-    logits_all, labels_all, cams, pred_cams, boxes, masks, heads, ids, kept = [], [], [], [], [], [], [], [], []
+    logits_all, labels_all, cams, pred_cams, gt_boxes, masks, heads, ids, kept = [], [], [], [], [], [], [], [], []
     seen = 0
     try:
         for images, targets in loader:
             images = images.to(device)
             size = (images.shape[-2], images.shape[-1])
+            mode, convention = resolve_protocol(targets, upsample, boxes)
             features = net.forward_features(images).float()
             logits = _classify(net, features)
             labels = targets["label"].to(device)
-            cams.append(_normalised_cams(features, net.classifier.weight, labels, size, upsample))
+            cams.append(_normalised_cams(features, net.classifier.weight, labels, size, mode))
             if keep_pred_cams:
-                pred_cams.append(_normalised_cams(features, net.classifier.weight, logits.argmax(1), size, upsample))
+                pred_cams.append(_normalised_cams(features, net.classifier.weight, logits.argmax(1), size, mode))
             logits_all.append(logits.cpu())
             labels_all.append(labels.cpu())
-            boxes += [edges_to_inclusive(b.cpu().reshape(-1, 4), size[1], size[0]) for b in targets["boxes"]]
+            gt_boxes += gt_boxes_of_batch(targets, size, convention)
             if "mask" in targets:
                 masks.append(torch.as_tensor(targets["mask"]).bool().cpu().numpy())
             if "head_mask" in targets:
@@ -146,7 +209,7 @@ def collect_cams(
         labels=torch.cat(labels_all)[:n],
         cams=np.concatenate(cams)[:n],
         pred_cams=np.concatenate(pred_cams)[:n] if keep_pred_cams else None,
-        gt_boxes=boxes[:n],
+        gt_boxes=gt_boxes[:n],
         masks=np.concatenate(masks)[:n] if len(masks) == len(labels_all) else None,
         head_masks=np.concatenate(heads)[:n] if len(heads) == len(labels_all) else None,
         image_ids=ids[:n] if len(ids) >= n else None,
@@ -304,12 +367,12 @@ def evaluate_loader(
     tau: float = 0.2,
     extra_taus: Sequence[float] = (),
     cam_thresholds: Sequence[float] | np.ndarray = CAM_THRESHOLDS,
-    upsample: str = "bilinear",
+    upsample: str | None = None,
+    boxes: str | None = None,
 ) -> dict[str, float]:
     """``evaluate(collect_cams(model, loader))`` in one streaming pass: the CAMs of a batch are
-    scored and dropped, so memory does not grow with the split (ImageNet-size validation sets)."""
-    from dgdm_lib.localization import edges_to_inclusive
-
+    scored and dropped, so memory does not grow with the split (ImageNet-size validation sets).
+    ``upsample`` and ``boxes`` as in ``collect_cams``."""
     net = getattr(model, "module", model)
     device = torch.device(device) if device is not None else next(net.parameters()).device
     was_training = net.training
@@ -319,15 +382,16 @@ def evaluate_loader(
         for images, targets in loader:
             images = images.to(device)
             size = (images.shape[-2], images.shape[-1])
+            mode, convention = resolve_protocol(targets, upsample, boxes)
             features = net.forward_features(images).float()
             logits = _classify(net, features)
             labels = targets["label"].to(device)
-            cams = _normalised_cams(features, net.classifier.weight, labels, size, upsample)
-            boxes = [edges_to_inclusive(b.cpu().reshape(-1, 4), size[1], size[0]) for b in targets["boxes"]]
+            cams = _normalised_cams(features, net.classifier.weight, labels, size, mode)
+            gt_boxes = gt_boxes_of_batch(targets, size, convention)
             masks = targets.get("mask")
             heads = targets.get("head_mask")
             metrics.add(
-                logits.cpu(), labels.cpu(), cams, boxes,
+                logits.cpu(), labels.cpu(), cams, gt_boxes,
                 None if masks is None else torch.as_tensor(masks).bool().cpu().numpy(),
                 None if heads is None else torch.as_tensor(heads).bool().cpu().numpy(),
             )  # fmt: skip
@@ -342,16 +406,19 @@ def evaluate_val_test(
     test_loader: Iterable,
     device: torch.device | str | None = None,
     tau: float = 0.2,
+    upsample: str | None = None,
+    boxes: str | None = None,
 ) -> dict[str, Any]:
     """Choose tau on ``val_loader`` (maximising GT-known Loc), report ``test_loader`` at that tau
-    and at the paper's fixed ``tau``.
+    and at the paper's fixed ``tau``. ``upsample`` and ``boxes`` as in ``collect_cams``.
 
     Returns the flat test metrics of ``evaluate`` plus ``tau_val``, ``gt_known_loc@tau_val``,
     ``top1_loc@tau_val``, and the validation metrics under ``val/<key>``.
     """
-    val = evaluate_loader(model, val_loader, device, tau=tau)
+    protocol = {"upsample": upsample, "boxes": boxes}
+    val = evaluate_loader(model, val_loader, device, tau=tau, **protocol)
     tau_val = val["best_tau"]
-    test = evaluate_loader(model, test_loader, device, tau=tau, extra_taus=[tau_val])
+    test = evaluate_loader(model, test_loader, device, tau=tau, extra_taus=[tau_val], **protocol)
     test["tau_val"] = tau_val
     test["gt_known_loc@tau_val"] = test[f"gt_known_loc@{_tau_key(tau_val)}"]
     test["top1_loc@tau_val"] = test[f"top1_loc@{_tau_key(tau_val)}"]

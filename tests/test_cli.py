@@ -76,6 +76,7 @@ def test_train_then_evaluate_writes_a_complete_run_folder(tmp_path, monkeypatch,
                 "maxboxacc_v2", "pxap", "head_share", "body_share", "background_share"):
         assert 0.0 <= result[key] <= 100.0, key
     assert result["tau_chosen_on"] == "val"
+    assert metrics["protocol"] == {"upsample": "bilinear", "boxes": "edges"}
     assert "| dgdm |" in capsys.readouterr().out
 
     assert main(["evaluate", "--run", str(run)]) == 0
@@ -125,7 +126,9 @@ def test_train_on_a_cub_layout_chooses_tau_on_images_carved_from_train(tmp_path)
                  "--image-size", "32", "--batch-size", "2", "--epochs", "1", "--no-progress", "--out", str(run),
                  "--val-per-class", "1"])
     assert code == 0
-    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+    written = json.loads((run / "metrics.json").read_text())
+    metrics = written["metrics"]
+    assert written["protocol"] == {"upsample": "bicubic", "boxes": "reference"}
     assert metrics["tau_chosen_on"] == "val" and metrics["n_images"] == 2 and metrics["val/n_images"] == 2
     assert "pxap" not in metrics  # CUB boxes only, no masks
 

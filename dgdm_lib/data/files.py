@@ -173,6 +173,9 @@ def image_target(image: tv_tensors.Image, boxes: Sequence[Sequence[float]], labe
     """Target dict with boxes checked against the loaded image and wrapped as ``BoundingBoxes``.
 
     ``source`` and ``lines`` say where each box was read, ``error_id`` how errors name the image.
+    The annotation as read (``source_boxes``, float64 tuples) and the image size (``source_size``,
+    (h, w)) travel along untouched by the transforms, for the reference evaluator's box conversion
+    (``dgdm_lib.localization.reference_boxes``).
     """
     height, width = image.shape[-2:]
     checked = [check_box(b, width, height, source, line, error_id or image_id) for b, line in zip(boxes, lines)]
@@ -181,4 +184,7 @@ def image_target(image: tv_tensors.Image, boxes: Sequence[Sequence[float]], labe
         "label": int(label),
         "boxes": tv_tensors.BoundingBoxes(data, format="XYXY", canvas_size=(height, width)),
         "image_id": image_id,
+        # Tuples, not arrays or tensors: torchvision's v2 transforms would treat those as images.
+        "source_boxes": tuple(tuple(float(v) for v in box) for box in checked),
+        "source_size": (int(height), int(width)),
     }

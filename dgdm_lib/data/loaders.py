@@ -3,7 +3,9 @@
 Every loader yields ``(images, targets)``: images float (B, 3, H, W), normalised for the network;
 targets a dict with "label" LongTensor (B,), "boxes" a list of B float tensors (k_i, 4) in XYXY
 pixel-edge coordinates of ``images``, and when the dataset has them "mask" and "head_mask"
-(B, H, W) bool and "image_id" (list of str).
+(B, H, W) bool and "image_id" (list of str). Real-photo datasets add "source_boxes" and
+"source_size" (the annotation as read and the image's (h, w)), for the reference evaluator's box
+conversion (docs/methods.md, "Box conventions").
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ def collate_wsol(batch: Sequence[tuple[Any, dict[str, Any]]]) -> Batch:
             out[key] = torch.stack([_plain(t[key]).bool() for t in targets])
     if all("image_id" in t for t in targets):
         out["image_id"] = [str(t["image_id"]) for t in targets]
+    if all("source_boxes" in t and "source_size" in t for t in targets):
+        out["source_boxes"] = [t["source_boxes"] for t in targets]
+        out["source_size"] = [tuple(t["source_size"]) for t in targets]
     return torch.stack([_plain(image) for image in images]), out
 
 
