@@ -247,18 +247,10 @@ def tables(plan: Plan, results: dict[str, dict[str, Any]]) -> dict[str, list[dic
 # --------------------------------------------------------------------------------------------
 def difference(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     """mean(a) - mean(b) with a Welch t 95% interval (None when a side has fewer than 2 values)."""
-    from scipy import stats
+    from dgdm_lib.stats import welch_difference
 
-    diff = statistics.fmean(a) - statistics.fmean(b)
-    if len(a) < 2 or len(b) < 2:
-        return {"diff": diff, "ci95": None}
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return {"diff": diff, "ci95": [diff, diff]}
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = float(stats.t.ppf(0.975, dof) * se)
-    return {"diff": diff, "ci95": [diff - half, diff + half]}
+    diff, interval = welch_difference(a, b)
+    return {"diff": diff, "ci95": None if interval is None else list(interval)}
 
 
 def verdict(diff: dict[str, Any], margin: float = 0.0) -> str:

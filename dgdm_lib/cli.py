@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from dgdm_lib.stats import mean_sd_ci
+
 __all__ = ["build_parser", "format_table", "main"]
 
 DATASETS = ("beetles", "cub", "wsol", "cars")
@@ -615,9 +617,9 @@ def _mean_rows(results: list[dict[str, Any]], methods: list[str]) -> list[dict[s
         for key, _ in TABLE_COLUMNS:
             values = [r["metrics"].get(key) for r in runs if r["metrics"].get(key) is not None]
             if values:
-                row[key] = float(np.mean(values))
+                row[key], sd, _ = mean_sd_ci(values)
                 if len(values) > 1:
-                    row[f"{key}_std"] = float(np.std(values))
+                    row[f"{key}_std"] = sd
         row["train_seconds"] = float(np.mean([r["train"]["seconds"] for r in runs]))
         rows.append(row)
     return rows

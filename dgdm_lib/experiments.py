@@ -15,8 +15,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
-import statistics
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -28,6 +26,7 @@ import torch
 
 from dgdm_lib.atomic import atomic_write_json
 from dgdm_lib.config import data_dir, get_device, quick_mode
+from dgdm_lib.stats import mean_sd_ci
 from dgdm_lib.training import config_hash
 
 __all__ = ["BeetleRun", "Schedule", "schedule", "trained_model", "beetle_loader", "test_batch", "test_camset", "measure",
@@ -245,17 +244,6 @@ def measure_many(runs: Iterable[BeetleRun], tau: float = 0.2) -> list[dict[str, 
     return [measure(run, tau=tau, progress=False) for run in tqdm(runs, desc="runs", leave=False)]
 
 
-def _interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean, sample sd and the half-width of a 95% t interval (sd 0 and half-width nan for n = 1)."""
-    from scipy import stats
-
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, 0.0, math.nan
-    sd = statistics.stdev(values)
-    return mean, sd, float(stats.t.ppf(0.975, len(values) - 1) * sd / math.sqrt(len(values)))
-
-
 def summarize(rows: Sequence[dict[str, Any]], keys: Sequence[str], by: str = "label") -> list[dict[str, Any]]:
     """Group ``rows`` by ``by`` (in first-seen order) and give mean, sd and 95% half-width per key."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -265,7 +253,7 @@ def summarize(rows: Sequence[dict[str, Any]], keys: Sequence[str], by: str = "la
     for name, members in groups.items():
         entry: dict[str, Any] = {by: name, "n": len(members)}
         for key in keys:
-            entry[key] = _interval([float(m[key]) for m in members])
+            entry[key] = mean_sd_ci([float(m[key]) for m in members])
         table.append(entry)
     return table
 

