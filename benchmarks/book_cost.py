@@ -13,10 +13,10 @@ import datetime as _dt
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from dgdm_lib.book import run_notebooks, strip_colours
 

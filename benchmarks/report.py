@@ -408,7 +408,7 @@ def _photos_section(photos: dict[str, Any]) -> list[str]:
         lines += [f"Skipped: {why}", ""]
     else:
         variants = sp["variants"]
-        fast, plain = variants["fast"], variants["plain"]
+        fast = variants["fast"]
         label = {"fast": f"fast (frozen through {fast['freeze']})", "plain": "plain (full backprop)"}
         kept = fast["timed_epochs"]
         epochs = f"epoch {kept[0]}" if len(kept) == 1 else f"epochs {kept[0]}-{kept[-1]}"
@@ -534,7 +534,7 @@ def _book_section(book: dict[str, Any]) -> list[str]:
         rows, sources = [], {}
         for name in names:
             cells = []
-            for mode, data_mode in nbs.items():
+            for data_mode in nbs.values():
                 row = data_mode["notebooks"].get(name, {})
                 src = sources.setdefault(row.get("source", "–"), f"({len(sources) + 1})")
                 sec = row.get("seconds")

@@ -381,9 +381,8 @@ def write(results: dict[str, Any], out: Path, keep_other_sections: bool = False)
     """Write results.json and results.md (atomically). With ``keep_other_sections``, the sections
     this run did not produce are taken from the file as it is *now*, so two partial runs that
     overlap in time (``--only cost`` while ``--only accuracy`` trains) do not erase each other."""
-    from dgdm_lib.atomic import atomic_write_text
-
     from benchmarks import report
+    from dgdm_lib.atomic import atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "results.json", out / "results.md"

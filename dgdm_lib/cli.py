@@ -229,6 +229,10 @@ def _add_train_options(p: argparse.ArgumentParser, multi: bool) -> None:
                         "big backbones; none for small), 'torchvision' (local "
                         "torch.hub cache only, never downloaded), 'none' (train from scratch) or PATH to a local "
                         "state dict with torchvision's names (default: %(default)s)")
+    _add_training_group(p, multi)
+
+
+def _add_training_group(p: argparse.ArgumentParser, multi: bool) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=6, help="training epochs (default: %(default)s)")
     g.add_argument("--optimizer", choices=["adamw", "sgd"], default=None,
@@ -414,7 +418,9 @@ def _real_data(cfg: dict[str, Any], train: bool) -> Data:
     tf_train, tf_test = standard_transforms(True, resize, crop), standard_transforms(False, resize, crop)
     root = cfg["data_root"]
     if cfg["dataset"] == "wsol":
-        make = lambda split, tf: WSOLMetadataDataset(root, cfg["metadata_root"], split, tf, dataset=cfg["wsol_name"])
+        def make(split: str, tf: Any) -> Any:
+            return WSOLMetadataDataset(root, cfg["metadata_root"], split, tf, dataset=cfg["wsol_name"])
+
         train_set, val_set, test_set = make("train", tf_train), make("val", tf_test), make("test", tf_test)
         split = "val"
     elif cfg["dataset"] == "cub":

@@ -76,7 +76,7 @@ class BeetleRun:
     schedule: Schedule = field(default_factory=schedule)
 
     @classmethod
-    def of(cls, method: str = "cam", seed: int = 0, **kwargs: Any) -> "BeetleRun":
+    def of(cls, method: str = "cam", seed: int = 0, **kwargs: Any) -> BeetleRun:
         """``BeetleRun.of("sagd", seed=1, block_size=2, pattern_contrast=0.06)``: fields by name,
         anything else is a module hyperparameter. ``DGDM_SEED_OFFSET`` shifts ``seed`` (``seed_offset``)."""
         from dgdm_lib.config import seed_offset

@@ -449,8 +449,7 @@ def train(
         checkpoint_dir, resume: ``checkpoint.pt`` is written there (atomically) after every epoch;
             ``resume`` continues from it when it exists (same settings).
         progress: tqdm bars and one line per epoch, on rank 0.
-        seed: seeds Python, NumPy and torch at the start of a fresh run (``None``: leave as is).
-        extra_state: saved into the checkpoint as ``extra`` (e.g. the run configuration).
+        seed, extra_state: the seed of a fresh run (``None``: leave the RNGs); saved with the checkpoint.
 
     Returns the ``TrainResult``; the model is left on ``device`` in eval mode.
     """

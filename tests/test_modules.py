@@ -18,9 +18,9 @@ from dgdm_lib.modules import (
     RandomDropBlock,
     adaptive_block_size,
     adl_masks,
+    apply_spatial_choice,
     cagd_channel_mask,
     expand_blocks,
-    apply_spatial_choice,
     normalize_attention,
     sagd_drop_region,
 )
@@ -342,6 +342,22 @@ def test_dgdm_with_sagd_off_is_cagd() -> None:
     cagd = CAGD(generator=_gen(7)).train()
     assert torch.equal(dgdm(features), cagd(features))
     assert set(DGDM(use_sagd=False).masks(features)) == {"channel_mask", "channel_score", "important_channels"}
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_dgdm_is_cagd_then_sagd_bit_for_bit_in_values_and_gradients(per_sample: bool) -> None:
+    """DGDM(generator=g) and CAGD(g) followed by SAGD(g), drawing from one generator in the same order."""
+    shared = _gen(11)
+    cagd, sagd = CAGD(generator=shared).train(), SAGD(per_sample=per_sample, generator=shared).train()
+    dgdm = DGDM(per_sample=per_sample, generator=_gen(11)).train()
+    for step in range(12):  # both branches of the drop_rate coin come up within a few steps
+        features = (torch.rand(4, 16, 8, 8, generator=_gen(step)) * 3).requires_grad_()
+        composed = sagd(cagd(features))
+        (composed * torch.arange(64.0).view(1, 1, 8, 8)).sum().backward()
+        plain_grad, features.grad = features.grad, None
+        fused = dgdm(features)
+        (fused * torch.arange(64.0).view(1, 1, 8, 8)).sum().backward()
+        assert torch.equal(fused, composed) and torch.equal(features.grad, plain_grad), step
 
 
 def test_dgdm_with_both_parts_off_is_identity_in_training() -> None:
