@@ -19,13 +19,15 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dgdm_lib.stats import mean_sd_ci
+
+if TYPE_CHECKING:
+    from dgdm_lib.runs import RunData
 
 __all__ = ["build_parser", "format_table", "main"]
 
@@ -328,157 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
-@dataclass
-class Data:
-    train: Any
-    val: Any
-    test: Any
-    num_classes: int
-    tau_split: str  # which split the threshold is chosen on
-
-
-def _num_classes(dataset: Any) -> int:
-    return int(getattr(dataset, "num_classes", 0) or len(dataset.classes))
-
-
-def _beetles_data(cfg: dict[str, Any], train: bool) -> Data:
-    import torch
-
-    from dgdm_lib.data import (
-        BeetlesConfig,
-        BeetlesTensors,
-        beetles_loader,
-        load_beetles,
-    )
-    from dgdm_lib.data.loaders import DistributedBatches
-    from dgdm_lib.distributed import distributed_info
-
-    bcfg = BeetlesConfig(pattern_contrast=cfg["pattern_contrast"], context_p=cfg["context_p"])
-    common = {"config": bcfg, "root": cfg["data_root"], "base_seed": cfg["data_seed"]}
-    _generate_on_rank_zero_first(common, cfg)
-    val = beetles_loader("val", cfg["eval_batch_size"], size=cfg["val_size"], **common)
-    test = beetles_loader("test", cfg["eval_batch_size"], size=cfg["test_size"], **common)
-    loader = None
-    if train:
-        info = distributed_info()
-        if info.enabled:
-            tensors = BeetlesTensors(load_beetles("train", size=cfg["train_size"], **common), split="train")
-            loader = DistributedBatches(tensors, cfg["batch_size"], seed=cfg["seed"])
-        else:
-            generator = torch.Generator().manual_seed(cfg["seed"])
-            loader = beetles_loader("train", cfg["batch_size"], generator=generator, size=cfg["train_size"], **common)
-    return Data(loader, val, test, bcfg.num_classes, "val")
-
-
-def _generate_on_rank_zero_first(common: dict[str, Any], cfg: dict[str, Any]) -> None:
-    """Under torchrun, rank 0 generates and caches the splits while the others wait, so no two
-    processes write the same cache files."""
-    import torch.distributed as dist
-
-    from dgdm_lib.data import load_beetles
-    from dgdm_lib.distributed import distributed_info
-
-    info = distributed_info()
-    if not info.enabled:
-        return
-    if info.is_main:
-        for split in ("train", "val", "test"):
-            load_beetles(split, size=cfg[f"{split}_size"], **common)
-    dist.barrier()
-
-
-def _torch_loader(dataset: Any, cfg: dict[str, Any], train: bool) -> Any:
-    import torch
-    from torch.utils.data import DataLoader, DistributedSampler
-
-    from dgdm_lib.data import collate_wsol
-    from dgdm_lib.distributed import distributed_info
-
-    batch = cfg["batch_size"] if train else cfg["eval_batch_size"]
-    if train and distributed_info().enabled:
-        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg["seed"])
-        return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg["workers"],
-                          collate_fn=collate_wsol, pin_memory=torch.cuda.is_available(), persistent_workers=cfg["workers"] > 0)
-    generator = torch.Generator().manual_seed(cfg["seed"]) if train else None
-    return DataLoader(dataset, batch_size=batch, shuffle=train, generator=generator, num_workers=cfg["workers"],
-                      collate_fn=collate_wsol, pin_memory=torch.cuda.is_available(), persistent_workers=cfg["workers"] > 0)
-
-
-def _real_data(cfg: dict[str, Any], train: bool) -> Data:
-    from dgdm_lib.data import (
-        CUB200,
-        StanfordCars,
-        WSOLMetadataDataset,
-        standard_transforms,
-    )
-    from dgdm_lib.models import ARCHS
-
-    crop = cfg["image_size"] or ARCHS[cfg["arch"]].input_size
-    resize = round(crop * 256 / 224)
-    tf_train, tf_test = standard_transforms(True, resize, crop), standard_transforms(False, resize, crop)
-    root = cfg["data_root"]
-    if cfg["dataset"] == "wsol":
-        def make(split: str, tf: Any) -> Any:
-            return WSOLMetadataDataset(root, cfg["metadata_root"], split, tf, dataset=cfg["wsol_name"])
-
-        train_set, val_set, test_set = make("train", tf_train), make("val", tf_test), make("test", tf_test)
-        split = "val"
-    elif cfg["dataset"] == "cub":
-        subset = {"classes": cfg.get("classes"), "val_per_class": cfg.get("val_per_class", 5)}
-        train_set, test_set = CUB200(root, "train", tf_train, **subset), CUB200(root, "test", tf_test, **subset)
-        if subset["val_per_class"] > 0:
-            val_set, split = CUB200(root, "val", tf_test, **subset), "val"
-        else:
-            val_set, split = test_set, "test"
-            print("note: --val-per-class 0: tau is chosen on test (optimistic).", file=sys.stderr)
-    else:
-        train_set, test_set = StanfordCars(root, "train", tf_train), StanfordCars(root, "test", tf_test)
-        val_set, split = test_set, "test"
-        print(f"note: {cfg['dataset']} has no validation split here; tau is chosen on test (optimistic). "
-              "Use --dataset wsol with wsolevaluation's metadata for a separate validation split.", file=sys.stderr)
-    _check_splits(cfg, train_set if train else None, val_set, test_set)
-    return Data(
-        _torch_loader(train_set, cfg, True) if train else None,
-        _torch_loader(val_set, cfg, False), _torch_loader(test_set, cfg, False), _num_classes(train_set), split,
-    )
-
-
-def _check_splits(cfg: dict[str, Any], train_set: Any, val_set: Any, test_set: Any) -> None:
-    """Before the first training step: every image file of every split is on disk (``os.path``
-    checks, nothing decoded), the evaluation splits' labels are classes the model has, and a
-    wsolevaluation val/test split has the boxes evaluation needs."""
-    from dgdm_lib.data.errors import AnnotationError, DatasetLayoutError
-
-    for dataset in (train_set, val_set, test_set):
-        if dataset is not None and hasattr(dataset, "check_files"):
-            dataset.check_files()
-    if cfg["dataset"] != "wsol":
-        return
-    from dgdm_lib.data.wsol_metadata import OBTAIN
-
-    classes = _num_classes(train_set) if train_set is not None else None
-    for name, dataset in (("val", val_set), ("test", test_set)):
-        if cfg.get("evaluate", True) and not (dataset.folder / "localization.txt").is_file():
-            raise DatasetLayoutError(f"wsolevaluation metadata ({name})", dataset.folder,
-                                     ["image_ids.txt", "class_labels.txt", "localization.txt"],
-                                     OBTAIN + " Evaluation needs the boxes of this split.",
-                                     missing=["localization.txt"])
-        for image_id, label in dataset.labels.items():
-            if classes is not None and label >= classes:
-                raise AnnotationError(dataset.folder / "class_labels.txt", None,
-                                      f"label {label} is not a class of the training split (labels 0..{classes - 1})",
-                                      image_id)
-
-
-def make_data(cfg: dict[str, Any], train: bool = True) -> Data:
-    """Loaders for a run configuration (the dict written to config.json).
-
-    A dataset option the reader refuses (``--classes 999``) becomes an ``OptionError``.
-    """
+def make_data(cfg: dict[str, Any], train: bool = True) -> Any:
+    """``dgdm_lib.runs.make_data``, with a dataset option the reader refuses (``--classes 999``)
+    turned into an ``OptionError``."""
     from dgdm_lib.data.errors import AnnotationError
+    from dgdm_lib.runs import make_data as build
 
     try:
-        return _beetles_data(cfg, train) if cfg["dataset"] == "beetles" else _real_data(cfg, train)
+        return build(cfg, train)
     except AnnotationError:
         raise
     except (ValueError, TypeError) as error:
@@ -545,7 +404,7 @@ def _save_figure(fig: Any, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def run_one(cfg: dict[str, Any], data: Data | None = None) -> dict[str, Any] | None:
+def run_one(cfg: dict[str, Any], data: RunData | None = None) -> dict[str, Any] | None:
     """Train (and evaluate) one configuration into ``cfg["out"]``; returns metrics on rank 0."""
     from dgdm_lib.config import env_report, seed_everything
     from dgdm_lib.distributed import distributed_info
