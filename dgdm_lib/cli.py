@@ -201,6 +201,28 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--test-size", type=int, default=None, help="beetles: use the first N test images (default: 500)")
 
 
+def _positions_help() -> str:
+    """``--positions``' help, from the architecture registry."""
+    from dgdm_lib.models import ARCHS
+
+    defaults = "; ".join(f"{name} {','.join(spec.positions)}" for name, spec in ARCHS.items())
+    return f"comma-separated insertion points (defaults: {defaults})"
+
+
+def _set_help() -> str:
+    """``--set``'s help, from the module classes' signatures (what ``--set`` accepts)."""
+    from dgdm_lib.models import METHODS
+
+    kinds = {"bool": "true/false", "block": "an int or 'adaptive'", "float|none": "a number or none"}
+    keys: dict[str, str] = {}
+    for method in METHODS:
+        for key, param in _module_parameters(method).items():
+            keys.setdefault(key, kinds.get(_value_kind(param), _value_kind(param)))
+    listed = ", ".join(f"{key} ({kind})" for key, kind in keys.items())
+    return (f"module hyperparameter, repeatable: {listed}. Typed strictly (booleans also yes/no, 1/0, on/off); "
+            "with several methods each key goes to the methods that take it")
+
+
 def _add_train_options(p: argparse.ArgumentParser, multi: bool) -> None:
     from dgdm_lib.models import ARCHS, METHODS
 
@@ -215,13 +237,9 @@ def _add_train_options(p: argparse.ArgumentParser, multi: bool) -> None:
                        help="(default: cam) " + "; ".join(f"{k}: {v.description}" for k, v in METHODS.items()))
         g.add_argument("--methods", type=_csv, default=None,
                        help="train several methods in turn (same as the compare subcommand), e.g. cam,adl,dgdm")
-    g.add_argument("--positions", type=_csv, default=None,
-                   help="comma-separated insertion points (defaults: small block4,block5; vgg16 "
-                        "pool3,pool4,conv5_3; resnet50 layer3.0,layer4.0,layer4; inception_v3 Mixed_5d,Mixed_6e,head)")
+    g.add_argument("--positions", type=_csv, default=None, help=_positions_help())
     g.add_argument("--set", dest="module_args", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="module hyperparameter, repeatable: gamma, drop_rate, beta, alpha, keep_ratio, delta_l, "
-                        "delta_h, block_size (an int or 'adaptive'), per_sample, use_cagd, use_sagd (true/false, yes/no, 1/0, "
-                        "on/off). Typed strictly; with several methods each key goes to the methods that take it")
+                   help=_set_help())
     g.add_argument("--freeze", default="auto",
                    help="freeze the backbone through this layer (no gradients, pretrained BatchNorm statistics): "
                         "'auto' = stage3 for lite0 when pretrained (the fast CPU fine-tune), none otherwise; "
@@ -409,7 +427,7 @@ def run_one(cfg: dict[str, Any], data: RunData | None = None) -> dict[str, Any] 
     from dgdm_lib.config import env_report, seed_everything
     from dgdm_lib.distributed import distributed_info
     from dgdm_lib.evaluation import cam_figure, collect_cams, evaluate_val_test
-    from dgdm_lib.training import CHECKPOINT_NAME, train
+    from dgdm_lib.training import CHECKPOINT_NAME, Recipe, train
 
     info = distributed_info()
     out = Path(cfg["out"])
@@ -421,9 +439,8 @@ def run_one(cfg: dict[str, Any], data: RunData | None = None) -> dict[str, Any] 
         _write_json(out / "config.json", {**cfg, "num_classes": data.num_classes, "model": model.build_config,
                                           "world_size": info.world_size, "environment": env_report()})
     result = train(
-        model, data.train, epochs=cfg["epochs"], optimizer=cfg["optimizer"], lr=cfg["lr"], schedule=cfg["schedule"],
-        weight_decay=cfg["weight_decay"], momentum=cfg["momentum"], new_layer_lr_mult=cfg["new_layer_lr_mult"],
-        device=cfg["device"], amp=cfg["amp"] if cfg["amp"] != "off" else False, bn_recalibrate=cfg["bn_recalibrate"],
+        model, data.train, epochs=cfg["epochs"], **Recipe.from_mapping(cfg).train_arguments(), device=cfg["device"],
+        amp=cfg["amp"] if cfg["amp"] != "off" else False, bn_recalibrate=cfg["bn_recalibrate"],
         checkpoint_dir=out, resume=cfg["resume"], progress=cfg["progress"], seed=cfg["seed"],
         extra_state={"config": cfg},
     )

@@ -24,7 +24,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ __all__ = [
     "CheckpointError",
     "DistributedBatches",
     "DistributedInfo",
+    "Recipe",
     "ResumeMismatchError",
     "TrainResult",
     "all_reduce_sum",
@@ -70,6 +71,33 @@ __all__ = [
 CHECKPOINT_NAME = "checkpoint.pt"
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every training setting that changes the weights, as one typed value: the arguments of
+    ``train`` and the training loader's batch size and flips. The book's runs (``BeetleRun``,
+    ``PhotoRun``) hash it into their cached model's key, so a changed setting trains a new model."""
+
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    schedule: str = "onecycle"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    new_layer_lr_mult: float = 10.0
+    batch_size: int = 64
+    hflip: bool = True
+
+    def train_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``train`` this recipe fixes."""
+        return {"optimizer": self.optimizer, "lr": self.lr, "schedule": self.schedule,
+                "weight_decay": self.weight_decay, "momentum": self.momentum,
+                "new_layer_lr_mult": self.new_layer_lr_mult}
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Recipe:
+        """The recipe of a run configuration (``config.json``): its fields by name, defaults for the rest."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if values.get(f.name) is not None})
 
 
 @dataclass

@@ -201,3 +201,44 @@ def test_distributed_batches_give_each_rank_a_disjoint_share_of_every_epoch() ->
     for shard in shards:
         shard.set_epoch(1)
     assert [int(x) for images, _ in shards[0] for x in images[:, 0, 0, 0]] != seen[0]
+
+
+# --- The cached model's key follows every training setting -----------------------------------------
+def test_every_recipe_field_changes_the_cached_models_key_of_a_beetle_and_a_photo_run(tmp_path) -> None:
+    import dataclasses
+
+    from dgdm_lib.experiments import BeetleRun
+    from dgdm_lib.photos import PhotoRun
+    from dgdm_lib.training import Recipe
+
+    changed = {"optimizer": "sgd", "lr": 1e-2, "schedule": "cosine", "weight_decay": 0.0, "momentum": 0.5,
+               "new_layer_lr_mult": 1.0, "batch_size": 32, "hflip": False}
+    assert set(changed) == {f.name for f in dataclasses.fields(Recipe)}, "a new Recipe field needs a case here"
+    beetle = BeetleRun.of("cam")
+    for name, value in changed.items():
+        assert dataclasses.replace(beetle, recipe=dataclasses.replace(beetle.recipe, **{name: value})).key() != beetle.key()
+    photo = PhotoRun.of("cam")
+    for name in ("lr", "batch_size", "epochs", "freeze", "image_size"):
+        other = dataclasses.replace(photo, **{name: {"lr": 0.02, "batch_size": 16, "epochs": 3, "freeze": None,
+                                                    "image_size": 160}[name]})
+        assert other.key(tmp_path) != photo.key(tmp_path), name
+
+
+def test_the_book_trains_with_its_runs_recipe(monkeypatch) -> None:
+    from dgdm_lib import experiments
+    from dgdm_lib.training import Recipe
+
+    seen = {}
+
+    def fake_train(model, loader, **kwargs):
+        seen.update(kwargs, batch_size=loader.batch_size, hflip=loader.hflip)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr("dgdm_lib.training.train", fake_train)
+    monkeypatch.setattr("dgdm_lib.training.train_or_load", lambda name, build, fit, config: fit(None))
+    recipe = Recipe(optimizer="sgd", lr=0.05, schedule="step", batch_size=16, hflip=False)
+    run = experiments.BeetleRun.of("cam", recipe=recipe)
+    with pytest.raises(RuntimeError, match="stop"):
+        experiments.trained_model(run, progress=False)
+    assert {k: seen[k] for k in recipe.train_arguments()} == recipe.train_arguments()
+    assert (seen["batch_size"], seen["hflip"]) == (16, False)
