@@ -72,13 +72,12 @@ def _module_parameters(method: str) -> dict[str, Any]:
     (everything but ``generator``); empty for CAM."""
     import inspect
 
-    from dgdm_lib import modules
     from dgdm_lib.models import METHODS
 
-    name = METHODS[method].module
-    if name is None:
+    cls = METHODS[method].module_class()
+    if cls is None:
         return {}
-    params = inspect.signature(getattr(modules, name)).parameters
+    params = inspect.signature(cls).parameters
     return {k: p for k, p in params.items() if k != "generator" and p.kind is p.POSITIONAL_OR_KEYWORD}
 
 

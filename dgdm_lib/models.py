@@ -60,12 +60,18 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MethodSpec:
-    """A training method: which ``dgdm_lib.modules`` class to insert (``None`` = plain CAM) and
-    the keyword defaults that turn that class into this row of the paper's tables."""
+    """A training method: the module to insert after each position (``None`` = plain CAM), as a
+    class of ``dgdm_lib.modules`` named by a string or as any ``nn.Module`` class (a method of your
+    own: add ``METHODS["mine"] = MethodSpec(MyModule, ...)``), and the keyword defaults that turn
+    that class into this row of the paper's tables."""
 
-    module: str | None
+    module: str | type[nn.Module] | None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+
+    def module_class(self) -> type[nn.Module] | None:
+        """The class to insert: ``module`` itself, or the ``dgdm_lib.modules`` class it names."""
+        return getattr(modules, self.module) if isinstance(self.module, str) else self.module
 
 
 METHODS: dict[str, MethodSpec] = {
@@ -361,6 +367,11 @@ class WSOLNet(nn.Module):
         """Class scores (B, K) for images ``x`` (B, 3, H, W)."""
         return self.classify(self.forward_features(x))
 
+    def training_loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """The loss ``train`` minimises for a batch: cross-entropy. A method with another objective
+        (two heads, an auxiliary term) overrides this alone; ``class_maps`` gives its maps."""
+        return nn.functional.cross_entropy(logits, labels)
+
     def cams(self, x: Tensor, classes: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Logits (B, K) and raw class activation maps (B, h, w) ``sum_c W[k, c] F[c]`` for
         ``classes`` (B,) (default: the predicted class). Not upsampled, not normalised."""
@@ -547,7 +558,7 @@ def _resolve_position(arch_spec: ArchSpec, position: str, layers: Mapping[str, n
 
 
 def _make_module(method: str, kwargs: Mapping[str, Any]) -> nn.Module:
-    cls = getattr(modules, METHODS[method].module)
+    cls = METHODS[method].module_class()
     accepted = set(inspect.signature(cls).parameters)
     unknown = sorted(set(kwargs) - accepted)
     if unknown:

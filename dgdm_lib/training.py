@@ -585,12 +585,13 @@ def train_one_epoch(
 ) -> dict[str, Any]:
     """One pass over ``loader``, stepping ``optimizer`` and the per-step ``scheduler``.
 
-    ``loss_fn(logits, labels)`` defaults to cross-entropy. Returns this epoch's ``loss`` (mean per
+    ``loss_fn(logits, labels)`` defaults to the network's own ``training_loss`` (a ``WSOLNet``'s
+    is cross-entropy), else cross-entropy. Returns this epoch's ``loss`` (mean per
     image) and ``acc`` (percent) over all ranks, the last ``lr``, and every step's loss on this rank.
     """
     from tqdm.auto import tqdm
 
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    loss_fn = loss_fn or getattr(getattr(model, "module", model), "training_loss", None) or nn.CrossEntropyLoss()
     model.train()
     _set_epoch(loader, epoch)
     totals = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, correct, count

@@ -431,6 +431,7 @@ def test_training_gradient_equals_autograd_through_the_published_masks(make, dro
         assert torch.equal(ours.grad, theirs.grad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("drop_rate", [0.0, 1.0], ids=["importance", "erasing"])
 @pytest.mark.parametrize("cls", [ADL, SAGD, DGDM])
 def test_backward_passes_gradcheck_twice(cls, drop_rate: float) -> None:
