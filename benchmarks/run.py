@@ -290,8 +290,9 @@ def save_small_png(fig: Any, path: Path, dpi: int = 70, colors: int = 128) -> Pa
 def cams_figure(runs: list, path: Path, n: int = 6) -> Path:
     """Seed-0 CAMs of CAM / ADL / SAGD stage 1 / stage 1+2 / DGDM on the first ``n`` test images
     (GT red, tau-0.2 boxes green)."""
-    from dgdm_lib.evaluation import collect_cams, comparison_figure
+    from dgdm_lib.evaluation import collect_cams
     from dgdm_lib.experiments import beetle_loader, trained_model
+    from dgdm_lib.views.cams import comparison_figure
 
     names = {"cam": "CAM", "adl": "ADL", "sagd": "SAGD-1", "sagd12": "SAGD-1+2", "dgdm": "DGDM"}
     order = sorted(runs, key=lambda r: list(names).index(r.method))

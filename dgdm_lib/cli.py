@@ -425,8 +425,9 @@ def run_one(cfg: dict[str, Any], data: RunData | None = None) -> dict[str, Any] 
     """Train (and evaluate) one configuration into ``cfg["out"]``; returns metrics on rank 0."""
     from dgdm_lib.config import env_report, seed_everything
     from dgdm_lib.distributed import distributed_info
-    from dgdm_lib.evaluation import cam_figure, collect_cams, evaluate_val_test
+    from dgdm_lib.evaluation import collect_cams, evaluate_val_test
     from dgdm_lib.training import CHECKPOINT_NAME, Recipe, train
+    from dgdm_lib.views.cams import cam_figure
 
     info = distributed_info()
     out = Path(cfg["out"])
@@ -560,8 +561,9 @@ def _reseed(loader: Any, seed: int) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Train every method x seed in turn, then print and write the comparison table and figure."""
-    from dgdm_lib.evaluation import collect_cams, comparison_figure
+    from dgdm_lib.evaluation import collect_cams
     from dgdm_lib.training import model_from_checkpoint
+    from dgdm_lib.views.cams import comparison_figure
 
     _check_methods(args.methods)
     info = _setup(args)
@@ -622,8 +624,9 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from dgdm_lib.evaluation import cam_figure, collect_cams, evaluate_val_test
+    from dgdm_lib.evaluation import collect_cams, evaluate_val_test
     from dgdm_lib.training import load_checkpoint, model_from_checkpoint
+    from dgdm_lib.views.cams import cam_figure
 
     path = args.checkpoint or args.run / "checkpoint.pt"
     state = load_checkpoint(path)

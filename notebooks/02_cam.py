@@ -28,9 +28,9 @@ from IPython.display import display
 
 import dgdm_lib
 from dgdm_lib.cam import class_activation_maps
-from dgdm_lib.evaluation import cam_figure, evaluate
+from dgdm_lib.evaluation import evaluate
 from dgdm_lib.experiments import BeetleRun, schedule, test_batch, test_camset, trained_model
-from dgdm_lib.views.cams import box_coverage, cam_threshold_view, coverage_histogram
+from dgdm_lib.views.cams import box_coverage, cam_figure, cam_threshold_view, coverage_histogram
 from dgdm_lib.widgets import check_redraw, float_slider, int_slider, slider_view
 
 print(dgdm_lib.env_report())

@@ -41,7 +41,6 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from dgdm_lib.evaluation import comparison_figure
 from dgdm_lib.experiments import (
     BeetleRun,
     format_table,
@@ -64,6 +63,7 @@ from dgdm_lib.views.attention import (
     peak_left,
     sagd_view,
 )
+from dgdm_lib.views.cams import comparison_figure
 from dgdm_lib.widgets import (
     check_redraw,
     float_slider,
