@@ -42,7 +42,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 book: $(STAMP)
-	$(PY) -m dgdm_lib.book --out build
+	$(PY) -m tools.book --out build
 
 test: $(STAMP)
 	$(MAKE) --no-print-directory test-unit test-notebooks

@@ -319,7 +319,7 @@ def section_cost(args: argparse.Namespace) -> dict[str, Any]:
 
 def section_book(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks import book_cost
-    from dgdm_lib.book import book_notebooks
+    from tools.book import book_notebooks
 
     sizes = {"train": 64, "val": 16, "test": 16} if args.tiny else None
     log("[book] timing dataset generation ...")

@@ -2,7 +2,7 @@
 
 
 def test_book_records_a_failing_chapter_and_runs_the_next(tmp_path, monkeypatch):
-    from dgdm_lib import book
+    from tools import book
 
     ran = []
 
