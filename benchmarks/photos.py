@@ -216,16 +216,11 @@ def finetunes(plan: PhotoPlan, root: Path, log: Callable[[str], None] = print) -
 # --------------------------------------------------------------------------------------------
 def score(model: Any, run: Any, root: Path) -> dict[str, Any]:
     """Test metrics of a fine-tuned ``model`` as ``measure_photo_run`` computes them (tau chosen on val)."""
-    from dgdm_lib.evaluation import collect_cams, evaluate, evaluate_loader
+    from dgdm_lib.evaluation import evaluate_val_test
     from dgdm_lib.photos import photo_loaders
 
     _, val, test = photo_loaders(run, root)
-    device = next(model.parameters()).device
-    tau_val = evaluate_loader(model, val, device)["best_tau"]
-    metrics = evaluate(collect_cams(model, test, device, keep_images=0), tau=TAU, extra_taus=[tau_val])
-    metrics["tau_val"] = tau_val
-    metrics["gt_known_loc@tau_val"] = metrics[f"gt_known_loc@{round(float(tau_val), 4):g}"]
-    return metrics
+    return evaluate_val_test(model, val, test, next(model.parameters()).device, tau=TAU)
 
 
 def speed(plan: PhotoPlan, root: Path, log: Callable[[str], None] = print) -> dict[str, Any]:

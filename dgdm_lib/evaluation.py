@@ -435,22 +435,27 @@ def evaluate_loader(
 def evaluate_val_test(
     model: nn.Module,
     val_loader: Iterable,
-    test_loader: Iterable,
+    test: Iterable | CamSet,
     device: torch.device | str | None = None,
     tau: float = 0.2,
     upsample: str | None = None,
     boxes: str | None = None,
 ) -> dict[str, Any]:
-    """Choose tau on ``val_loader`` (maximising GT-known Loc), report ``test_loader`` at that tau
+    """Choose tau on ``val_loader`` (maximising GT-known Loc), report ``test`` at that tau
     and at the paper's fixed ``tau``. ``upsample`` and ``boxes`` as in ``collect_cams``.
 
+    ``test`` is a loader, or the ``CamSet`` that ``collect_cams`` made of it when the caller also
+    wants the test maps for figures (the numbers are the same).
     Returns the flat test metrics of ``evaluate`` plus ``tau_val``, ``gt_known_loc@tau_val``,
     ``top1_loc@tau_val``, and the validation metrics under ``val/<key>``.
     """
     protocol = {"upsample": upsample, "boxes": boxes}
     val = evaluate_loader(model, val_loader, device, tau=tau, **protocol)
     tau_val = val["best_tau"]
-    test = evaluate_loader(model, test_loader, device, tau=tau, extra_taus=[tau_val], **protocol)
+    if isinstance(test, CamSet):
+        test = evaluate(test, tau=tau, extra_taus=[tau_val])
+    else:
+        test = evaluate_loader(model, test, device, tau=tau, extra_taus=[tau_val], **protocol)
     test["tau_val"] = tau_val
     test["gt_known_loc@tau_val"] = test[f"gt_known_loc@{_tau_key(tau_val)}"]
     test["top1_loc@tau_val"] = test[f"top1_loc@{_tau_key(tau_val)}"]

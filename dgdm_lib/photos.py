@@ -188,16 +188,13 @@ class PhotoResult:
 
 def measure_photo_run(run: PhotoRun, root: Path, progress: bool = True, keep_images: int = 16) -> PhotoResult:
     """Fine-tune (or load) the run, choose tau on val, score test at 0.2 and at that tau."""
-    from dgdm_lib.evaluation import collect_cams, evaluate, evaluate_loader
+    from dgdm_lib.evaluation import collect_cams, evaluate_val_test
 
     model = finetuned_model(run, root, progress=progress)
     _, val, test = photo_loaders(run, root)
     device = next(model.parameters()).device
-    tau_val = evaluate_loader(model, val, device)["best_tau"]
     camset = collect_cams(model, test, device, keep_images=keep_images)
-    metrics = evaluate(camset, tau=0.2, extra_taus=[tau_val])
-    metrics["tau_val"] = tau_val
-    metrics["gt_known_loc@tau_val"] = metrics[f"gt_known_loc@{round(float(tau_val), 4):g}"]
+    metrics = evaluate_val_test(model, val, camset, device, tau=0.2)
     result = getattr(model, "train_result", None) or {}
     return PhotoResult(run, metrics, camset, result.get("seconds"))
 
