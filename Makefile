@@ -21,11 +21,11 @@ export DGDM_IMAGENET_ROOT := $(SHARED_DATA)/imagenet500
 endif
 endif
 
-.PHONY: help setup book test test-unit test-notebooks test-browser lab sync bench clean
+.PHONY: help setup book test lint test-unit test-notebooks test-browser lab sync bench clean
 
 help:
 	@echo "make book          set up if needed, execute every notebook, write build/notebooks and build/html"
-	@echo "make test          set up if needed, unit tests + nbval over every notebook (quick mode)"
+	@echo "make test          set up if needed, lint (ruff), unit tests + nbval over every notebook (quick mode)"
 	@echo "make test-browser  drive JupyterLab in Chromium and move every slider"
 	@echo "make lab           open the book in JupyterLab"
 	@echo "make bench         re-run the benchmarks, write docs/results.md and docs/results.json"
@@ -45,7 +45,11 @@ book: $(STAMP)
 	$(PY) -m tools.book --out build
 
 test: $(STAMP)
-	$(MAKE) --no-print-directory test-unit test-notebooks
+	$(MAKE) --no-print-directory lint test-unit test-notebooks
+
+# ruff's rules are in pyproject.toml ([tool.ruff]): pyflakes, import order, pyupgrade, likely bugs.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 test-unit: $(STAMP)
 	$(PY) -m pytest tests -q
