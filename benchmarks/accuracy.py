@@ -321,8 +321,8 @@ def claims(summary: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
                     "metrics": {"top1_clas": {**d, "verdict": verdict(d, margin=1.0)}}})
     for group, text, expected, source in (
         ("block_size", "Block size 2 is best for stage 1 (paper, 14x14 maps; ours are 16x16)", "block 2",
-         "Sec. 4.3, block-size study"),
-        ("beta", "beta = 3 is the best CAGD threshold among 2, 2.5, 3, 3.5", "beta 3", "Sec. 4.3, beta study"),
+         "Sec. 4.2, block-size study"),
+        ("beta", "beta = 3 is the best CAGD threshold among 2, 2.5, 3, 3.5", "beta 3", "Sec. 4.2, beta study"),
     ):
         table = summary.get(group, [])
         per_metric = {}
