@@ -21,12 +21,12 @@ export DGDM_IMAGENET_ROOT := $(SHARED_DATA)/imagenet500
 endif
 endif
 
-.PHONY: help setup book warm test test-unit test-notebooks test-browser lab sync bench clean
+.PHONY: help setup book warm test lint test-unit test-notebooks test-browser lab sync bench clean
 
 help:
 	@echo "make book          set up if needed, execute every notebook, write build/notebooks and build/html"
 	@echo "make warm          run the book in classroom and in quick mode so that data/models holds every model (README, For instructors)"
-	@echo "make test          set up if needed, unit tests + nbval over every notebook (quick mode)"
+	@echo "make test          set up if needed, lint (ruff), unit tests + nbval over every notebook (quick mode)"
 	@echo "make test-browser  drive JupyterLab in Chromium and move every slider"
 	@echo "make lab           open the book in JupyterLab"
 	@echo "make bench         re-run the benchmarks, write docs/results.md and docs/results.json"
@@ -43,19 +43,23 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 book: $(STAMP)
-	$(PY) -m dgdm_lib.book --out build
+	$(PY) -m tools.book --out build
 
 # For instructors: train (or find) every model the chapters use, in both modes, into data/models (or
 # $DGDM_DATA/models), to copy to the students' machines. The executed notebooks go to a scratch folder.
 # The cache key holds the torch thread count: OMP_NUM_THREADS=4 make warm trains for 4-thread laptops.
 WARM_OUT ?= build/warm
 warm: $(STAMP)
-	$(PY) -m dgdm_lib.book --out $(WARM_OUT)/classroom
-	DGDM_QUICK=1 $(PY) -m dgdm_lib.book --out $(WARM_OUT)/quick
+	$(PY) -m tools.book --out $(WARM_OUT)/classroom
+	DGDM_QUICK=1 $(PY) -m tools.book --out $(WARM_OUT)/quick
 	@ls $${DGDM_DATA:-data}/models | wc -l | xargs echo "[warm] models cached in $${DGDM_DATA:-data}/models:"
 
 test: $(STAMP)
-	$(MAKE) --no-print-directory test-unit test-notebooks
+	$(MAKE) --no-print-directory lint test-unit test-notebooks
+
+# ruff's rules are in pyproject.toml ([tool.ruff]): pyflakes, import order, pyupgrade, likely bugs.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 test-unit: $(STAMP)
 	$(PY) -m pytest tests -q

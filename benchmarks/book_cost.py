@@ -3,7 +3,7 @@ dataset takes to generate.
 
 Notebook times come from a file when one exists (``build/book_times.json``, written by
 ``make book``, or ``build/bench_book/<mode>/book_times.json``, written by an earlier benchmark),
-otherwise the benchmark executes the notebooks itself (``dgdm_lib.book.run_notebooks``, a fresh
+otherwise the benchmark executes the notebooks itself (``tools.book.run_notebooks``, a fresh
 kernel per notebook, with ``DGDM_QUICK`` set for the mode). Every number says where it came from.
 """
 
@@ -13,12 +13,12 @@ import datetime as _dt
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from dgdm_lib.book import run_notebooks, strip_colours
+from tools.book import run_notebooks, strip_colours
 
 MODES = ("quick", "classroom")
 BUDGET_S = {"quick": 90.0, "classroom": 180.0}

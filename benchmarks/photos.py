@@ -188,7 +188,7 @@ def compare_to_baseline(table: Sequence[dict[str, Any]], baseline: str = BASELIN
 
 def finetunes(plan: PhotoPlan, root: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     from dgdm_lib.models import ARCHS
-    from dgdm_lib.photos import RECIPE, PhotoRun, photo_loaders
+    from dgdm_lib.photos import PhotoRun, photo_loaders
 
     template = PhotoRun(classes=plan.classes, epochs=plan.epochs)
     train, val, test = photo_loaders(template, root)
@@ -200,11 +200,9 @@ def finetunes(plan: PhotoPlan, root: Path, log: Callable[[str], None] = print) -
     table = summarize_runs(entries, plan.methods)
     positions = next((e["positions"] for e in entries if e["positions"]), list(ARCHS["lite0"].positions))
     recipe = {k: v for k, v in dataclasses.asdict(template).items() if k not in ("method", "seed")}
-    # finetuned_model trains with the lite0 recipe's optimizer and a one-cycle schedule (RECIPE names both).
     return {
-        "root": str(root), "recipe": {**recipe, "positions": positions, "version": RECIPE, "resize": template.resize,
-                                      "optimizer": ARCHS["lite0"].recipe.get("optimizer", "sgd"),
-                                      "schedule": "onecycle"},
+        "root": str(root), "recipe": {**recipe, **dataclasses.asdict(template.recipe()), "positions": positions,
+                                      "resize": template.resize},
         "backbone": ARCHS["lite0"].description,
         "species": [name.split(".", 1)[-1] for name in train.dataset.classes],
         "images": {"train": len(train.dataset), "val": len(val.dataset), "test": len(test.dataset)},
@@ -218,16 +216,11 @@ def finetunes(plan: PhotoPlan, root: Path, log: Callable[[str], None] = print) -
 # --------------------------------------------------------------------------------------------
 def score(model: Any, run: Any, root: Path) -> dict[str, Any]:
     """Test metrics of a fine-tuned ``model`` as ``measure_photo_run`` computes them (tau chosen on val)."""
-    from dgdm_lib.evaluation import collect_cams, evaluate, evaluate_loader
+    from dgdm_lib.evaluation import evaluate_val_test
     from dgdm_lib.photos import photo_loaders
 
     _, val, test = photo_loaders(run, root)
-    device = next(model.parameters()).device
-    tau_val = evaluate_loader(model, val, device)["best_tau"]
-    metrics = evaluate(collect_cams(model, test, device, keep_images=0), tau=TAU, extra_taus=[tau_val])
-    metrics["tau_val"] = tau_val
-    metrics["gt_known_loc@tau_val"] = metrics[f"gt_known_loc@{round(float(tau_val), 4):g}"]
-    return metrics
+    return evaluate_val_test(model, val, test, next(model.parameters()).device, tau=TAU)
 
 
 def speed(plan: PhotoPlan, root: Path, log: Callable[[str], None] = print) -> dict[str, Any]:

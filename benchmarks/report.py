@@ -327,6 +327,11 @@ def _skipped(part: dict[str, Any] | None) -> str | None:
     return part.get("skipped")
 
 
+def _recipe_version(recipe: dict[str, Any]) -> str:
+    """Results measured before the recipe became a typed value named it with a version string."""
+    return f" (recipe `{recipe['version']}`)" if "version" in recipe else ""
+
+
 def _protocol_line(protocol: dict[str, str] | None) -> str:
     """How the section's boxes and maps were scored (docs/methods.md, "Box conventions")."""
     if protocol is None:
@@ -388,8 +393,7 @@ def _photos_section(photos: dict[str, Any]) -> list[str]:
             f"{', '.join(r['positions'])}; backbone frozen through {r['freeze']}; {r['optimizer'].upper()} lr "
             f"{r['lr']:g} {r['schedule'].replace('onecycle', 'one-cycle')}, batch {r['batch_size']}, "
             f"{_plural(r['epochs'], 'epoch')}, "
-            f"{r['image_size']} px crops of {r['resize']} px images with flips (recipe "
-            f"`{r['version']}`). CUB has no validation split: tau is chosen on {r['val_per_class']} training "
+            f"{r['image_size']} px crops of {r['resize']} px images with flips{_recipe_version(r)}. CUB has no validation split: tau is chosen on {r['val_per_class']} training "
             f"images per species carved out before training ({images['val']} images; {images['train']} left to "
             f"train on), and every number is on the {images['test']} test images. Backbone: "
             f"{cub['backbone'].rstrip('.')}. Cells: mean ± sd [95% t interval] over seeds, in percent; training "
@@ -414,7 +418,7 @@ def _photos_section(photos: dict[str, Any]) -> list[str]:
         lines += [f"Skipped: {why}", ""]
     else:
         variants = sp["variants"]
-        fast, plain = variants["fast"], variants["plain"]
+        fast = variants["fast"]
         label = {"fast": f"fast (frozen through {fast['freeze']})", "plain": "plain (full backprop)"}
         kept = fast["timed_epochs"]
         epochs = f"epoch {kept[0]}" if len(kept) == 1 else f"epochs {kept[0]}-{kept[-1]}"
@@ -540,7 +544,7 @@ def _book_section(book: dict[str, Any]) -> list[str]:
         rows, sources = [], {}
         for name in names:
             cells = []
-            for mode, data_mode in nbs.items():
+            for data_mode in nbs.values():
                 row = data_mode["notebooks"].get(name, {})
                 src = sources.setdefault(row.get("source", "–"), f"({len(sources) + 1})")
                 sec = row.get("seconds")

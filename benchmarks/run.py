@@ -290,8 +290,9 @@ def save_small_png(fig: Any, path: Path, dpi: int = 70, colors: int = 128) -> Pa
 def cams_figure(runs: list, path: Path, n: int = 6) -> Path:
     """Seed-0 CAMs of CAM / ADL / SAGD stage 1 / stage 1+2 / DGDM on the first ``n`` test images
     (GT red, tau-0.2 boxes green)."""
-    from dgdm_lib.evaluation import collect_cams, comparison_figure
+    from dgdm_lib.evaluation import collect_cams
     from dgdm_lib.experiments import beetle_loader, trained_model
+    from dgdm_lib.views.cams import comparison_figure
 
     names = {"cam": "CAM", "adl": "ADL", "sagd": "SAGD-1", "sagd12": "SAGD-1+2", "dgdm": "DGDM"}
     order = sorted(runs, key=lambda r: list(names).index(r.method))
@@ -318,7 +319,7 @@ def section_cost(args: argparse.Namespace) -> dict[str, Any]:
 
 def section_book(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks import book_cost
-    from dgdm_lib.book import book_notebooks
+    from tools.book import book_notebooks
 
     sizes = {"train": 64, "val": 16, "test": 16} if args.tiny else None
     log("[book] timing dataset generation ...")
@@ -381,9 +382,8 @@ def write(results: dict[str, Any], out: Path, keep_other_sections: bool = False)
     """Write results.json and results.md (atomically). With ``keep_other_sections``, the sections
     this run did not produce are taken from the file as it is *now*, so two partial runs that
     overlap in time (``--only cost`` while ``--only accuracy`` trains) do not erase each other."""
-    from dgdm_lib.atomic import atomic_write_text
-
     from benchmarks import report
+    from dgdm_lib.atomic import atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "results.json", out / "results.md"

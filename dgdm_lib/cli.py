@@ -14,17 +14,20 @@ DistributedDataParallel, data sharded per rank; rank 0 evaluates and writes.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from dgdm_lib.stats import mean_sd_ci
+
+if TYPE_CHECKING:
+    from dgdm_lib.runs import RunData
 
 __all__ = ["build_parser", "format_table", "main"]
 
@@ -69,13 +72,12 @@ def _module_parameters(method: str) -> dict[str, Any]:
     (everything but ``generator``); empty for CAM."""
     import inspect
 
-    from dgdm_lib import modules
     from dgdm_lib.models import METHODS
 
-    name = METHODS[method].module
-    if name is None:
+    cls = METHODS[method].module_class()
+    if cls is None:
         return {}
-    params = inspect.signature(getattr(modules, name)).parameters
+    params = inspect.signature(cls).parameters
     return {k: p for k, p in params.items() if k != "generator" and p.kind is p.POSITIONAL_OR_KEYWORD}
 
 
@@ -198,6 +200,28 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--test-size", type=int, default=None, help="beetles: use the first N test images (default: 500)")
 
 
+def _positions_help() -> str:
+    """``--positions``' help, from the architecture registry."""
+    from dgdm_lib.models import ARCHS
+
+    defaults = "; ".join(f"{name} {','.join(spec.positions)}" for name, spec in ARCHS.items())
+    return f"comma-separated insertion points (defaults: {defaults})"
+
+
+def _set_help() -> str:
+    """``--set``'s help, from the module classes' signatures (what ``--set`` accepts)."""
+    from dgdm_lib.models import METHODS
+
+    kinds = {"bool": "true/false", "block": "an int or 'adaptive'", "float|none": "a number or none"}
+    keys: dict[str, str] = {}
+    for method in METHODS:
+        for key, param in _module_parameters(method).items():
+            keys.setdefault(key, kinds.get(_value_kind(param), _value_kind(param)))
+    listed = ", ".join(f"{key} ({kind})" for key, kind in keys.items())
+    return (f"module hyperparameter, repeatable: {listed}. Typed strictly (booleans also yes/no, 1/0, on/off); "
+            "with several methods each key goes to the methods that take it")
+
+
 def _add_train_options(p: argparse.ArgumentParser, multi: bool) -> None:
     from dgdm_lib.models import ARCHS, METHODS
 
@@ -212,13 +236,9 @@ def _add_train_options(p: argparse.ArgumentParser, multi: bool) -> None:
                        help="(default: cam) " + "; ".join(f"{k}: {v.description}" for k, v in METHODS.items()))
         g.add_argument("--methods", type=_csv, default=None,
                        help="train several methods in turn (same as the compare subcommand), e.g. cam,adl,dgdm")
-    g.add_argument("--positions", type=_csv, default=None,
-                   help="comma-separated insertion points (defaults: small block4,block5; vgg16 "
-                        "pool3,pool4,conv5_3; resnet50 layer3.0,layer4.0,layer4; inception_v3 Mixed_5d,Mixed_6e,head)")
+    g.add_argument("--positions", type=_csv, default=None, help=_positions_help())
     g.add_argument("--set", dest="module_args", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="module hyperparameter, repeatable: gamma, drop_rate, beta, alpha, keep_ratio, delta_l, "
-                        "delta_h, block_size (an int or 'adaptive'), per_sample, use_cagd, use_sagd (true/false, yes/no, 1/0, "
-                        "on/off). Typed strictly; with several methods each key goes to the methods that take it")
+                   help=_set_help())
     g.add_argument("--freeze", default="auto",
                    help="freeze the backbone through this layer (no gradients, pretrained BatchNorm statistics): "
                         "'auto' = stage3 for lite0 when pretrained (the fast CPU fine-tune), none otherwise; "
@@ -228,6 +248,10 @@ def _add_train_options(p: argparse.ArgumentParser, multi: bool) -> None:
                         "big backbones; none for small), 'torchvision' (local "
                         "torch.hub cache only, never downloaded), 'none' (train from scratch) or PATH to a local "
                         "state dict with torchvision's names (default: %(default)s)")
+    _add_training_group(p, multi)
+
+
+def _add_training_group(p: argparse.ArgumentParser, multi: bool) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=6, help="training epochs (default: %(default)s)")
     g.add_argument("--optimizer", choices=["adamw", "sgd"], default=None,
@@ -323,154 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
-@dataclass
-class Data:
-    train: Any
-    val: Any
-    test: Any
-    num_classes: int
-    tau_split: str  # which split the threshold is chosen on
-
-
-def _num_classes(dataset: Any) -> int:
-    return int(getattr(dataset, "num_classes", 0) or len(dataset.classes))
-
-
-def _beetles_data(cfg: dict[str, Any], train: bool) -> Data:
-    import torch
-
-    from dgdm_lib.data import (
-        BeetlesConfig,
-        BeetlesTensors,
-        beetles_loader,
-        load_beetles,
-    )
-    from dgdm_lib.training import DistributedBatches, distributed_info
-
-    bcfg = BeetlesConfig(pattern_contrast=cfg["pattern_contrast"], context_p=cfg["context_p"])
-    common = {"config": bcfg, "root": cfg["data_root"], "base_seed": cfg["data_seed"]}
-    _generate_on_rank_zero_first(common, cfg)
-    val = beetles_loader("val", cfg["eval_batch_size"], size=cfg["val_size"], **common)
-    test = beetles_loader("test", cfg["eval_batch_size"], size=cfg["test_size"], **common)
-    loader = None
-    if train:
-        info = distributed_info()
-        if info.enabled:
-            tensors = BeetlesTensors(load_beetles("train", size=cfg["train_size"], **common), split="train")
-            loader = DistributedBatches(tensors, cfg["batch_size"], seed=cfg["seed"])
-        else:
-            generator = torch.Generator().manual_seed(cfg["seed"])
-            loader = beetles_loader("train", cfg["batch_size"], generator=generator, size=cfg["train_size"], **common)
-    return Data(loader, val, test, bcfg.num_classes, "val")
-
-
-def _generate_on_rank_zero_first(common: dict[str, Any], cfg: dict[str, Any]) -> None:
-    """Under torchrun, rank 0 generates and caches the splits while the others wait, so no two
-    processes write the same cache files."""
-    import torch.distributed as dist
-
-    from dgdm_lib.data import load_beetles
-    from dgdm_lib.training import distributed_info
-
-    info = distributed_info()
-    if not info.enabled:
-        return
-    if info.is_main:
-        for split in ("train", "val", "test"):
-            load_beetles(split, size=cfg[f"{split}_size"], **common)
-    dist.barrier()
-
-
-def _torch_loader(dataset: Any, cfg: dict[str, Any], train: bool) -> Any:
-    import torch
-    from torch.utils.data import DataLoader, DistributedSampler
-
-    from dgdm_lib.data import collate_wsol
-    from dgdm_lib.training import distributed_info
-
-    batch = cfg["batch_size"] if train else cfg["eval_batch_size"]
-    if train and distributed_info().enabled:
-        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg["seed"])
-        return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg["workers"],
-                          collate_fn=collate_wsol, pin_memory=torch.cuda.is_available(), persistent_workers=cfg["workers"] > 0)
-    generator = torch.Generator().manual_seed(cfg["seed"]) if train else None
-    return DataLoader(dataset, batch_size=batch, shuffle=train, generator=generator, num_workers=cfg["workers"],
-                      collate_fn=collate_wsol, pin_memory=torch.cuda.is_available(), persistent_workers=cfg["workers"] > 0)
-
-
-def _real_data(cfg: dict[str, Any], train: bool) -> Data:
-    from dgdm_lib.data import (
-        CUB200,
-        StanfordCars,
-        WSOLMetadataDataset,
-        standard_transforms,
-    )
-    from dgdm_lib.models import ARCHS
-
-    crop = cfg["image_size"] or ARCHS[cfg["arch"]].input_size
-    resize = round(crop * 256 / 224)
-    tf_train, tf_test = standard_transforms(True, resize, crop), standard_transforms(False, resize, crop)
-    root = cfg["data_root"]
-    if cfg["dataset"] == "wsol":
-        make = lambda split, tf: WSOLMetadataDataset(root, cfg["metadata_root"], split, tf, dataset=cfg["wsol_name"])
-        train_set, val_set, test_set = make("train", tf_train), make("val", tf_test), make("test", tf_test)
-        split = "val"
-    elif cfg["dataset"] == "cub":
-        subset = {"classes": cfg.get("classes"), "val_per_class": cfg.get("val_per_class", 5)}
-        train_set, test_set = CUB200(root, "train", tf_train, **subset), CUB200(root, "test", tf_test, **subset)
-        if subset["val_per_class"] > 0:
-            val_set, split = CUB200(root, "val", tf_test, **subset), "val"
-        else:
-            val_set, split = test_set, "test"
-            print("note: --val-per-class 0: tau is chosen on test (optimistic).", file=sys.stderr)
-    else:
-        train_set, test_set = StanfordCars(root, "train", tf_train), StanfordCars(root, "test", tf_test)
-        val_set, split = test_set, "test"
-        print(f"note: {cfg['dataset']} has no validation split here; tau is chosen on test (optimistic). "
-              "Use --dataset wsol with wsolevaluation's metadata for a separate validation split.", file=sys.stderr)
-    _check_splits(cfg, train_set if train else None, val_set, test_set)
-    return Data(
-        _torch_loader(train_set, cfg, True) if train else None,
-        _torch_loader(val_set, cfg, False), _torch_loader(test_set, cfg, False), _num_classes(train_set), split,
-    )
-
-
-def _check_splits(cfg: dict[str, Any], train_set: Any, val_set: Any, test_set: Any) -> None:
-    """Before the first training step: every image file of every split is on disk (``os.path``
-    checks, nothing decoded), the evaluation splits' labels are classes the model has, and a
-    wsolevaluation val/test split has the boxes evaluation needs."""
-    from dgdm_lib.data.errors import AnnotationError, DatasetLayoutError
-
-    for dataset in (train_set, val_set, test_set):
-        if dataset is not None and hasattr(dataset, "check_files"):
-            dataset.check_files()
-    if cfg["dataset"] != "wsol":
-        return
-    from dgdm_lib.data.wsol_metadata import OBTAIN
-
-    classes = _num_classes(train_set) if train_set is not None else None
-    for name, dataset in (("val", val_set), ("test", test_set)):
-        if cfg.get("evaluate", True) and not (dataset.folder / "localization.txt").is_file():
-            raise DatasetLayoutError(f"wsolevaluation metadata ({name})", dataset.folder,
-                                     ["image_ids.txt", "class_labels.txt", "localization.txt"],
-                                     OBTAIN + " Evaluation needs the boxes of this split.",
-                                     missing=["localization.txt"])
-        for image_id, label in dataset.labels.items():
-            if classes is not None and label >= classes:
-                raise AnnotationError(dataset.folder / "class_labels.txt", None,
-                                      f"label {label} is not a class of the training split (labels 0..{classes - 1})",
-                                      image_id)
-
-
-def make_data(cfg: dict[str, Any], train: bool = True) -> Data:
-    """Loaders for a run configuration (the dict written to config.json).
-
-    A dataset option the reader refuses (``--classes 999``) becomes an ``OptionError``.
-    """
+def make_data(cfg: dict[str, Any], train: bool = True) -> Any:
+    """``dgdm_lib.runs.make_data``, with a dataset option the reader refuses (``--classes 999``)
+    turned into an ``OptionError``."""
     from dgdm_lib.data.errors import AnnotationError
+    from dgdm_lib.runs import make_data as build
 
     try:
-        return _beetles_data(cfg, train) if cfg["dataset"] == "beetles" else _real_data(cfg, train)
+        return build(cfg, train)
     except AnnotationError:
         raise
     except (ValueError, TypeError) as error:
@@ -537,11 +421,13 @@ def _save_figure(fig: Any, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def run_one(cfg: dict[str, Any], data: Data | None = None) -> dict[str, Any] | None:
+def run_one(cfg: dict[str, Any], data: RunData | None = None) -> dict[str, Any] | None:
     """Train (and evaluate) one configuration into ``cfg["out"]``; returns metrics on rank 0."""
     from dgdm_lib.config import env_report, seed_everything
-    from dgdm_lib.evaluation import cam_figure, collect_cams, evaluate_val_test
-    from dgdm_lib.training import CHECKPOINT_NAME, distributed_info, train
+    from dgdm_lib.distributed import distributed_info
+    from dgdm_lib.evaluation import collect_cams, evaluate_val_test
+    from dgdm_lib.training import CHECKPOINT_NAME, Recipe, train
+    from dgdm_lib.views.cams import cam_figure
 
     info = distributed_info()
     out = Path(cfg["out"])
@@ -553,9 +439,8 @@ def run_one(cfg: dict[str, Any], data: Data | None = None) -> dict[str, Any] | N
         _write_json(out / "config.json", {**cfg, "num_classes": data.num_classes, "model": model.build_config,
                                           "world_size": info.world_size, "environment": env_report()})
     result = train(
-        model, data.train, epochs=cfg["epochs"], optimizer=cfg["optimizer"], lr=cfg["lr"], schedule=cfg["schedule"],
-        weight_decay=cfg["weight_decay"], momentum=cfg["momentum"], new_layer_lr_mult=cfg["new_layer_lr_mult"],
-        device=cfg["device"], amp=cfg["amp"] if cfg["amp"] != "off" else False, bn_recalibrate=cfg["bn_recalibrate"],
+        model, data.train, epochs=cfg["epochs"], **Recipe.from_mapping(cfg).train_arguments(), device=cfg["device"],
+        amp=cfg["amp"] if cfg["amp"] != "off" else False, bn_recalibrate=cfg["bn_recalibrate"],
         checkpoint_dir=out, resume=cfg["resume"], progress=cfg["progress"], seed=cfg["seed"],
         extra_state={"config": cfg},
     )
@@ -614,9 +499,9 @@ def _mean_rows(results: list[dict[str, Any]], methods: list[str]) -> list[dict[s
         for key, _ in TABLE_COLUMNS:
             values = [r["metrics"].get(key) for r in runs if r["metrics"].get(key) is not None]
             if values:
-                row[key] = float(np.mean(values))
+                row[key], sd, _ = mean_sd_ci(values)
                 if len(values) > 1:
-                    row[f"{key}_std"] = float(np.std(values))
+                    row[f"{key}_std"] = sd
         row["train_seconds"] = float(np.mean([r["train"]["seconds"] for r in runs]))
         rows.append(row)
     return rows
@@ -649,7 +534,7 @@ def _config_from_args(args: argparse.Namespace, method: str, seed: int, out: Pat
 def _setup(args: argparse.Namespace) -> Any:
     import torch
 
-    from dgdm_lib.training import init_distributed
+    from dgdm_lib.distributed import init_distributed
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -676,8 +561,9 @@ def _reseed(loader: Any, seed: int) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Train every method x seed in turn, then print and write the comparison table and figure."""
-    from dgdm_lib.evaluation import collect_cams, comparison_figure
+    from dgdm_lib.evaluation import collect_cams
     from dgdm_lib.training import model_from_checkpoint
+    from dgdm_lib.views.cams import comparison_figure
 
     _check_methods(args.methods)
     info = _setup(args)
@@ -738,8 +624,9 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from dgdm_lib.evaluation import cam_figure, collect_cams, evaluate_val_test
+    from dgdm_lib.evaluation import collect_cams, evaluate_val_test
     from dgdm_lib.training import load_checkpoint, model_from_checkpoint
+    from dgdm_lib.views.cams import cam_figure
 
     path = args.checkpoint or args.run / "checkpoint.pt"
     state = load_checkpoint(path)

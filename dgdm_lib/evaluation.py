@@ -17,7 +17,8 @@ study (Yin et al.) reports test at a fixed tau = 0.2; both are reported.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +26,25 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dgdm_lib.cam import localization_cams, normalize_cams, upsample_cams
+from dgdm_lib.localization import (
+    edges_to_inclusive,
+    reference_boxes,
+)
+from dgdm_lib.metrics import (
+    CAM_THRESHOLDS,
+    BoxAccumulator,
+    ClassificationLocalization,
+    PxAPAccumulator,
+)
+
 __all__ = [
     "CamSet",
     "SplitMetrics",
+    "CamBatch",
     "activation_shares",
-    "cam_figure",
+    "cam_batches",
     "collect_cams",
-    "comparison_figure",
     "evaluate",
     "evaluate_loader",
     "evaluate_val_test",
@@ -39,7 +52,6 @@ __all__ = [
     "resolve_protocol",
 ]
 
-CAM_THRESHOLDS = np.arange(0, 1, 0.01)
 
 
 @dataclass
@@ -81,10 +93,14 @@ def _classify(net: nn.Module, features: Tensor) -> Tensor:
     return net.classifier(features.mean(dim=(2, 3)))
 
 
-def _normalised_cams(features: Tensor, weight: Tensor, classes: Tensor, size: tuple[int, int], mode: str) -> np.ndarray:
-    from dgdm_lib.cam import localization_cams
-
-    return localization_cams(features, weight.float(), classes, size, mode).cpu().numpy().astype(np.float32, copy=False)
+def _normalised_cams(net: nn.Module, features: Tensor, classes: Tensor, size: tuple[int, int], mode: str) -> np.ndarray:
+    """The network's maps for ``classes``, upsampled to ``size`` and normalised: its own
+    ``class_maps`` when it has one (a method that owns its CAM), else ``sum_c W[k, c] F[c]``."""
+    if hasattr(net, "class_maps"):
+        maps = normalize_cams(upsample_cams(net.class_maps(features, classes), size, mode))
+    else:
+        maps = localization_cams(features, net.classifier.weight.float(), classes, size, mode)
+    return maps.cpu().numpy().astype(np.float32, copy=False)
 
 
 BOX_CONVENTIONS = ("reference", "edges")
@@ -120,8 +136,6 @@ def resolve_protocol(targets: Mapping[str, Any], upsample: str | None, boxes: st
 
 def gt_boxes_of_batch(targets: Mapping[str, Any], size: tuple[int, int], boxes: str) -> list[np.ndarray]:
     """The batch's GT boxes as inclusive pixel boxes of the (H, W) = ``size`` input, per ``boxes``."""
-    from dgdm_lib.localization import edges_to_inclusive, reference_boxes
-
     if boxes == "edges":
         return [edges_to_inclusive(b.cpu().reshape(-1, 4), size[1], size[0]) for b in targets["boxes"]]
     out = []
@@ -169,38 +183,27 @@ def collect_cams(
         keep_images: how many input images to keep for figures.
         max_images: stop after this many images (quick looks).
     """
-    net = getattr(model, "module", model)
-    device = torch.device(device) if device is not None else next(net.parameters()).device
-    was_training = net.training
-    net.eval().to(device)
     logits_all, labels_all, cams, pred_cams, gt_boxes, masks, heads, ids, kept = [], [], [], [], [], [], [], [], []
     seen = 0
-    try:
-        for images, targets in loader:
-            images = images.to(device)
-            size = (images.shape[-2], images.shape[-1])
-            mode, convention = resolve_protocol(targets, upsample, boxes)
-            features = net.forward_features(images).float()
-            logits = _classify(net, features)
-            labels = targets["label"].to(device)
-            cams.append(_normalised_cams(features, net.classifier.weight, labels, size, mode))
+    # closing(): stopping early at max_images restores the model's mode at once, not at collection
+    with closing(cam_batches(model, loader, device, upsample, boxes, keep_pred_cams)) as batches:
+        for batch in batches:
+            cams.append(batch.cams)
             if keep_pred_cams:
-                pred_cams.append(_normalised_cams(features, net.classifier.weight, logits.argmax(1), size, mode))
-            logits_all.append(logits.cpu())
-            labels_all.append(labels.cpu())
-            gt_boxes += gt_boxes_of_batch(targets, size, convention)
-            if "mask" in targets:
-                masks.append(torch.as_tensor(targets["mask"]).bool().cpu().numpy())
-            if "head_mask" in targets:
-                heads.append(torch.as_tensor(targets["head_mask"]).bool().cpu().numpy())
-            ids += list(targets.get("image_id", []))
+                pred_cams.append(batch.pred_cams)
+            logits_all.append(batch.logits)
+            labels_all.append(batch.labels)
+            gt_boxes += batch.gt_boxes
+            if batch.masks is not None:
+                masks.append(batch.masks)
+            if batch.head_masks is not None:
+                heads.append(batch.head_masks)
+            ids += batch.image_ids
             if sum(len(k) for k in kept) < keep_images:
-                kept.append(images[: keep_images - sum(len(k) for k in kept)].cpu())
-            seen += len(labels)
+                kept.append(batch.images[: keep_images - sum(len(k) for k in kept)].cpu())
+            seen += len(batch.labels)
             if max_images is not None and seen >= max_images:
                 break
-    finally:
-        net.train(was_training)
     if not labels_all:
         raise ValueError("collect_cams got an empty loader: check the split and its size")
     n = min(seen, max_images) if max_images is not None else seen
@@ -215,6 +218,62 @@ def collect_cams(
         image_ids=ids[:n] if len(ids) >= n else None,
         images=torch.cat(kept) if kept else None,
     )
+
+
+@dataclass
+class CamBatch:
+    """One batch as ``cam_batches`` yields it: what the network said and what the metrics need."""
+
+    images: Tensor
+    logits: Tensor  # (B, K), on the CPU
+    labels: Tensor  # (B,), on the CPU
+    cams: np.ndarray  # (B, H, W) GT-class maps in [0, 1]
+    pred_cams: np.ndarray | None  # predicted-class maps, when asked for
+    gt_boxes: list[np.ndarray]
+    masks: np.ndarray | None
+    head_masks: np.ndarray | None
+    image_ids: list[str]
+
+
+def cam_batches(
+    model: nn.Module,
+    loader: Iterable,
+    device: torch.device | str | None = None,
+    upsample: str | None = None,
+    boxes: str | None = None,
+    pred_cams: bool = False,
+) -> Iterator[CamBatch]:
+    """The one pass over a loader that ``collect_cams`` and ``evaluate_loader`` share: the model in
+    eval mode, without gradients, batch by batch (its training mode is restored afterwards)."""
+    net = getattr(model, "module", model)
+    device = torch.device(device) if device is not None else next(net.parameters()).device
+    was_training = net.training
+    net.eval().to(device)
+    try:
+        with torch.no_grad():
+            for images, targets in loader:
+                yield _cam_batch(net, images.to(device), targets, upsample, boxes, pred_cams)
+    finally:
+        net.train(was_training)
+
+
+def _cam_batch(net: nn.Module, images: Tensor, targets: Mapping[str, Any], upsample: str | None,
+               boxes: str | None, pred_cams: bool) -> CamBatch:
+    size = (images.shape[-2], images.shape[-1])
+    mode, convention = resolve_protocol(targets, upsample, boxes)
+    features = net.forward_features(images).float()
+    logits = _classify(net, features)
+    labels = targets["label"].to(images.device)
+    masks, heads = targets.get("mask"), targets.get("head_mask")
+    return CamBatch(
+        images=images, logits=logits.cpu(), labels=labels.cpu(),
+        cams=_normalised_cams(net, features, labels, size, mode),
+        pred_cams=_normalised_cams(net, features, logits.argmax(1), size, mode) if pred_cams else None,
+        gt_boxes=gt_boxes_of_batch(targets, size, convention),
+        masks=None if masks is None else torch.as_tensor(masks).bool().cpu().numpy(),
+        head_masks=None if heads is None else torch.as_tensor(heads).bool().cpu().numpy(),
+        image_ids=list(targets.get("image_id", [])),
+    )  # fmt: skip
 
 
 def _image_shares(cams: np.ndarray, masks: np.ndarray, head_masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -261,12 +320,6 @@ class SplitMetrics:
     """
 
     def __init__(self, taus: Sequence[float] = (0.2,), cam_thresholds: Sequence[float] | np.ndarray = CAM_THRESHOLDS) -> None:
-        from dgdm_lib.metrics import (
-            BoxAccumulator,
-            ClassificationLocalization,
-            PxAPAccumulator,
-        )
-
         self.cam_thresholds = np.asarray(cam_thresholds, dtype=np.float64)
         self.taus = tuple(dict.fromkeys(float(t) for t in taus))
         off_grid = [t for t in self.taus if not np.isclose(self.cam_thresholds, t, rtol=0, atol=1e-9).any()]
@@ -373,113 +426,38 @@ def evaluate_loader(
     """``evaluate(collect_cams(model, loader))`` in one streaming pass: the CAMs of a batch are
     scored and dropped, so memory does not grow with the split (ImageNet-size validation sets).
     ``upsample`` and ``boxes`` as in ``collect_cams``."""
-    net = getattr(model, "module", model)
-    device = torch.device(device) if device is not None else next(net.parameters()).device
-    was_training = net.training
-    net.eval().to(device)
     metrics = SplitMetrics((tau, *extra_taus), cam_thresholds)
-    try:
-        for images, targets in loader:
-            images = images.to(device)
-            size = (images.shape[-2], images.shape[-1])
-            mode, convention = resolve_protocol(targets, upsample, boxes)
-            features = net.forward_features(images).float()
-            logits = _classify(net, features)
-            labels = targets["label"].to(device)
-            cams = _normalised_cams(features, net.classifier.weight, labels, size, mode)
-            gt_boxes = gt_boxes_of_batch(targets, size, convention)
-            masks = targets.get("mask")
-            heads = targets.get("head_mask")
-            metrics.add(
-                logits.cpu(), labels.cpu(), cams, gt_boxes,
-                None if masks is None else torch.as_tensor(masks).bool().cpu().numpy(),
-                None if heads is None else torch.as_tensor(heads).bool().cpu().numpy(),
-            )  # fmt: skip
-    finally:
-        net.train(was_training)
+    for batch in cam_batches(model, loader, device, upsample, boxes):
+        metrics.add(batch.logits, batch.labels, batch.cams, batch.gt_boxes, batch.masks, batch.head_masks)
     return metrics.result()
 
 
 def evaluate_val_test(
     model: nn.Module,
     val_loader: Iterable,
-    test_loader: Iterable,
+    test: Iterable | CamSet,
     device: torch.device | str | None = None,
     tau: float = 0.2,
     upsample: str | None = None,
     boxes: str | None = None,
 ) -> dict[str, Any]:
-    """Choose tau on ``val_loader`` (maximising GT-known Loc), report ``test_loader`` at that tau
+    """Choose tau on ``val_loader`` (maximising GT-known Loc), report ``test`` at that tau
     and at the paper's fixed ``tau``. ``upsample`` and ``boxes`` as in ``collect_cams``.
 
+    ``test`` is a loader, or the ``CamSet`` that ``collect_cams`` made of it when the caller also
+    wants the test maps for figures (the numbers are the same).
     Returns the flat test metrics of ``evaluate`` plus ``tau_val``, ``gt_known_loc@tau_val``,
     ``top1_loc@tau_val``, and the validation metrics under ``val/<key>``.
     """
     protocol = {"upsample": upsample, "boxes": boxes}
     val = evaluate_loader(model, val_loader, device, tau=tau, **protocol)
     tau_val = val["best_tau"]
-    test = evaluate_loader(model, test_loader, device, tau=tau, extra_taus=[tau_val], **protocol)
+    if isinstance(test, CamSet):
+        test = evaluate(test, tau=tau, extra_taus=[tau_val])
+    else:
+        test = evaluate_loader(model, test, device, tau=tau, extra_taus=[tau_val], **protocol)
     test["tau_val"] = tau_val
     test["gt_known_loc@tau_val"] = test[f"gt_known_loc@{_tau_key(tau_val)}"]
     test["top1_loc@tau_val"] = test[f"top1_loc@{_tau_key(tau_val)}"]
     test.update({f"val/{k}": v for k, v in val.items()})
     return test
-
-
-# --------------------------------------------------------------------------------------------
-# Figures: CAM overlays with GT boxes red and predicted boxes green (as the paper's figures)
-# --------------------------------------------------------------------------------------------
-def comparison_figure(camsets: Mapping[str, CamSet], n: int = 8, tau: float = 0.2, title: str | None = None) -> Any:
-    """Rows: the input images with GT boxes (red), then one row per method with its GT-class CAM
-    over the image, the GT box (red) and the largest-region box at ``tau`` (green), titled with
-    the IoU and the predicted class. All ``camsets`` must come from the same images, in order.
-
-    Returns a ``matplotlib.figure.Figure`` (no pyplot state).
-    """
-    from matplotlib.figure import Figure
-
-    from dgdm_lib.localization import box_iou, boxes_from_cam
-    from dgdm_lib.plotting import (
-        CMAP,
-        GT_COLOR,
-        PRED_COLOR,
-        draw_boxes,
-        hide_axis,
-        to_display_images,
-    )
-
-    first = next(iter(camsets.values()))
-    if first.images is None or len(first.images) == 0:
-        raise ValueError("the CamSet kept no images: use collect_cams(..., keep_images=8)")
-    n = min(n, len(first.images))
-    shown = to_display_images(first.images[:n], normalized=True)
-    rows = 1 + len(camsets)
-    fig = Figure(figsize=(1.7 * n, 1.8 * rows + 0.3), layout="constrained")
-    axes = fig.subplots(rows, n, squeeze=False)
-    for j in range(n):
-        axes[0, j].imshow(shown[j])
-        draw_boxes(axes[0, j], first.gt_boxes[j], GT_COLOR, inclusive=True)
-        axes[0, j].set_title(f"input y={int(first.labels[j])}", fontsize=7)
-    for i, (name, camset) in enumerate(camsets.items(), start=1):
-        for j in range(n):
-            ax, cam = axes[i, j], camset.cams[j]
-            pred = boxes_from_cam(cam, tau)
-            iou = float(np.max(box_iou(pred, camset.gt_boxes[j])))
-            ax.imshow(shown[j])
-            ax.imshow(cam, cmap=CMAP, alpha=0.5, vmin=0, vmax=1)
-            draw_boxes(ax, camset.gt_boxes[j], GT_COLOR, inclusive=True)
-            draw_boxes(ax, pred, PRED_COLOR, inclusive=True)
-            ax.set_title(f"{name} IoU={iou:.2f} p={int(camset.predictions[j])}", fontsize=7)
-    for ax in axes.flat:
-        hide_axis(ax)
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-
-    fig.colorbar(ScalarMappable(Normalize(0, 1), CMAP), ax=list(axes[1:].flat), fraction=0.015, pad=0.01, label="CAM")
-    fig.suptitle(title or f"GT-class CAMs: GT boxes red, boxes at tau={tau:g} green", fontsize=9)
-    return fig
-
-
-def cam_figure(camset: CamSet, n: int = 8, tau: float = 0.2, name: str = "CAM") -> Any:
-    """``comparison_figure`` for one model."""
-    return comparison_figure({name: camset}, n=n, tau=tau)

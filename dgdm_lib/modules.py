@@ -49,6 +49,7 @@ __all__ = [
     "expand_blocks",
     "importance_map",
     "normalize_attention",
+    "resolve_block_size",
     "sagd_drop_region",
     "spatial_attention",
 ]
@@ -183,6 +184,7 @@ def adl_masks(features: Tensor, gamma: float = 0.8) -> tuple[Tensor, Tensor]:
     Returns:
         ``(I, M)``, both (B, 1, H, W); ``M`` is 0/1 in ``F``'s dtype, without gradient.
     """
+    gamma = _check_probability("gamma", gamma)
     attention = spatial_attention(features)
     return importance_map(attention), _adl_drop_mask(attention, gamma)
 
@@ -223,6 +225,8 @@ def cagd_channel_mask(
         and the bool (B, C) map of important channels. None of them carries a gradient.
     """
     _check_features(features, "cagd_channel_mask")
+    beta, alpha = _check_beta(beta), _check_probability("alpha", alpha)
+    keep_ratio = _check_keep_ratio(keep_ratio)
     with torch.no_grad():
         scores = features.mean(dim=(2, 3))
         magnitude = scores.abs()
@@ -306,8 +310,9 @@ def sagd_drop_region(
         (I, with gradient), ``stage1``, ``stage2``, ``region`` (D_block) and ``drop_mask`` (Mdrop2);
         the last four are 0/1 in ``F``'s dtype, without gradient.
     """
+    delta_l, delta_h = _check_deltas(delta_l, delta_h)
     attention = spatial_attention(features)
-    size = _block_side(block_size, features.shape[-2])
+    size = resolve_block_size(block_size, features.shape[-2])
     with torch.no_grad():
         normalised = normalize_attention(attention.detach())
         stage1 = (normalised > delta_h).to(features.dtype)
@@ -325,8 +330,9 @@ def sagd_drop_region(
     }
 
 
-def _block_side(block_size: BlockSize, height: int) -> int:
-    return adaptive_block_size(height) if block_size == "adaptive" else int(block_size)
+def resolve_block_size(block_size: BlockSize, height: int) -> int:
+    """``block_size`` as an int for an ``height``-row map: ``"adaptive"`` becomes ``ceil(height / 7)``."""
+    return adaptive_block_size(height) if _check_block_size(block_size) == "adaptive" else int(block_size)
 
 
 def _sagd_drop_mask(attention: Tensor, delta_l: float, delta_h: float, block_size: int) -> Tensor:
@@ -350,6 +356,7 @@ def apply_spatial_choice(
     One draw per call, shared by the batch, or one per sample when ``per_sample`` (ADL's and SAGD's
     random selection). ``drop_mask`` and ``importance`` are (B, 1, H, W); no rescaling.
     """
+    drop_rate = _check_probability("drop_rate", drop_rate)
     if per_sample:
         use_drop = _uniform((features.shape[0], 1, 1, 1), features, generator) < drop_rate
         return features * torch.where(use_drop, drop_mask, importance)
@@ -357,69 +364,34 @@ def apply_spatial_choice(
 
 
 class _ImportanceScaled(torch.autograd.Function):
-    """``F1 * I`` with ``F1 = F * Mdrop1`` (``F1 = F`` when the channel mask is None) and
-    ``I = sigmoid(mean_c F1)``, with two (B, C, H, W) allocations instead of autograd's six. On CPU
-    a fresh buffer of F's size costs about as much as a pass over it (large blocks go back to the
-    system when freed), so this roughly halves the branch's time.
+    """``F * I`` with ``I = sigmoid(mean_c F)``, with two (B, C, H, W) allocations instead of
+    autograd's six. On CPU a fresh buffer of F's size costs about as much as a pass over it (large
+    blocks go back to the system when freed), so this roughly halves the branch's time.
 
-    ``dL/dF1 = g * I + (sum_c g * F1) * (1 - I) * I / C`` with ``g = dL/dout``, and
-    ``dL/dF = dL/dF1 * Mdrop1``. The operations are autograd's own, in its order (sigmoid's backward,
-    then the mean's division by C), so values and gradients are bit-for-bit those of the plain
-    expression: networks trained before this function existed train the same.
+    ``dL/dF = g * I + (sum_c g * F) * (1 - I) * I / C`` with ``g = dL/dout``. The operations are
+    autograd's own, in its order (sigmoid's backward, then the mean's division by C), so values and
+    gradients are bit-for-bit those of the plain expression: networks trained before this function
+    existed train the same.
     """
 
     @staticmethod
-    def forward(ctx, features: Tensor, channel_mask: Tensor | None) -> Tensor:  # type: ignore[override]
-        if channel_mask is None:
-            importance = importance_map(spatial_attention(features))
-            output = features * importance
-        else:
-            output = features * channel_mask[:, :, None, None]
-            importance = importance_map(spatial_attention(output))
-            output.mul_(importance)
-        ctx.save_for_backward(features, importance, channel_mask)
-        return output
+    def forward(ctx, features: Tensor) -> Tensor:  # type: ignore[override]
+        importance = importance_map(spatial_attention(features))
+        ctx.save_for_backward(features, importance)
+        return features * importance
 
     @staticmethod
-    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        features, importance, channel_mask = ctx.saved_tensors
-        channels = None if channel_mask is None else channel_mask[:, :, None, None]
+    def backward(ctx, grad_output: Tensor) -> Tensor:  # type: ignore[override]
+        features, importance = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: let autograd differentiate the plain expression
             with torch.enable_grad():
-                dropped = features if channels is None else features * channels
-                output = dropped * importance_map(spatial_attention(dropped))
-            return torch.autograd.grad(output, features, grad_output, create_graph=True)[0], None
+                output = features * importance_map(spatial_attention(features))
+            return torch.autograd.grad(output, features, grad_output, create_graph=True)[0]
         grad = grad_output * features
-        if channels is not None:
-            grad.mul_(channels)
         through_attention = grad.sum(dim=1, keepdim=True).mul_(1.0 - importance).mul_(importance)
         through_attention /= features.shape[1]
         torch.mul(grad_output, importance, out=grad)
-        grad.add_(through_attention)
-        if channels is not None:
-            grad.mul_(channels)
-        return grad, None
-
-
-class _DoublyMasked(torch.autograd.Function):
-    """``F * Mdrop1 * Mdrop2`` where ``Mdrop2`` is computed from ``F1 = F * Mdrop1``.
-
-    Both masks are constants for autograd, so ``dL/dF = dL/dout * Mdrop1 * Mdrop2``: only the two
-    small masks are saved, and ``F1`` becomes the output in place. The values are those of
-    ``(F * Mdrop1) * Mdrop2`` exactly.
-    """
-
-    @staticmethod
-    def forward(ctx, features: Tensor, channel_mask: Tensor, drop_mask_of: object) -> Tensor:  # type: ignore[override]
-        dropped = features * channel_mask[:, :, None, None]
-        drop_mask = drop_mask_of(spatial_attention(dropped))  # type: ignore[operator]
-        ctx.save_for_backward(channel_mask, drop_mask)
-        return dropped.mul_(drop_mask)
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, None, None]:  # type: ignore[override]
-        channel_mask, drop_mask = ctx.saved_tensors
-        return grad_output.mul(channel_mask[:, :, None, None]).mul_(drop_mask), None, None
+        return grad.add_(through_attention)
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,7 +421,7 @@ class _AttentionModule(nn.Module):
 
 
 class _SpatialChoice(_AttentionModule):
-    """ADL, SAGD and DGDM: ``F * M`` with probability ``drop_rate``, else ``F * I``.
+    """ADL and SAGD: ``F * M`` with probability ``drop_rate``, else ``F * I``.
 
     With one draw per forward the coin is tossed first and only the chosen branch is computed: the
     drop mask without building ``I``'s graph, or ``I`` without the drop region. The generator is
@@ -463,18 +435,15 @@ class _SpatialChoice(_AttentionModule):
         """The 0/1 keep mask (B, 1, H, W) for the self-attention map ``A``."""
         raise NotImplementedError
 
-    def _erase_or_scale(self, features: Tensor, channel_mask: Tensor | None = None) -> Tensor:
-        """The spatial choice on ``F1 = F * Mdrop1`` (``F`` itself when ``channel_mask`` is None)."""
+    def _erase_or_scale(self, features: Tensor) -> Tensor:
+        """The spatial choice on ``F``: ``F * M`` or ``F * I``."""
         if self.per_sample:
-            dropped = features if channel_mask is None else features * channel_mask[:, :, None, None]
-            attention = spatial_attention(dropped)
+            attention = spatial_attention(features)
             drop_mask = self._drop_mask(attention.detach())
-            return apply_spatial_choice(dropped, drop_mask, importance_map(attention), self.drop_rate, True,
+            return apply_spatial_choice(features, drop_mask, importance_map(attention), self.drop_rate, True,
                                         self.generator)
         if not _coin(self.drop_rate, self.generator):
-            return _ImportanceScaled.apply(features, channel_mask)
-        if channel_mask is not None:
-            return _DoublyMasked.apply(features, channel_mask, self._drop_mask)
+            return _ImportanceScaled.apply(features)
         with torch.no_grad():
             drop_mask = self._drop_mask(spatial_attention(features))
         return features * drop_mask
@@ -600,7 +569,7 @@ class SAGD(_SpatialChoice):
         self.per_sample = bool(per_sample)
 
     def _drop_mask(self, attention: Tensor) -> Tensor:
-        return _sagd_drop_mask(attention, self.delta_l, self.delta_h, _block_side(self.block_size, attention.shape[-2]))
+        return _sagd_drop_mask(attention, self.delta_l, self.delta_h, resolve_block_size(self.block_size, attention.shape[-2]))
 
     def _train_forward(self, features: Tensor) -> Tensor:
         return self._erase_or_scale(features)
@@ -619,18 +588,21 @@ class SAGD(_SpatialChoice):
         )
 
 
-class DGDM(_SpatialChoice):
-    """Dual-attention Guided Dropblock Module (paper Sec. 3: CAGD 3.2, then SAGD 3.3 on the result).
+class DGDM(_AttentionModule):
+    """Dual-attention Guided Dropblock Module (paper Sec. 3): CAGD, then SAGD on its output.
 
-    Training: ``F1 = F * Mdrop1[:, :, None, None]``; ``A`` and the SAGD maps come from ``F1``;
-    output ``F1 * Mdrop2`` with probability ``drop_rate``, else ``F1 * I``. ``use_cagd`` and
-    ``use_sagd`` switch the two parts off for the paper's ablation rows (see ``ABLATION_ROWS``).
+    Training: ``F1 = cagd(F) = F * Mdrop1[:, :, None, None]``, then ``sagd(F1)``: ``A`` and the SAGD
+    maps come from ``F1``; the output is ``F1 * Mdrop2`` with probability ``drop_rate``, else
+    ``F1 * I``. The two parts are the modules ``self.cagd`` and ``self.sagd``, sharing ``generator``
+    (channel draws first, then the spatial choice), so ``DGDM(generator=g)`` equals ``CAGD(g)``
+    followed by ``SAGD(g)`` bit for bit, values and gradients (tested). ``use_cagd`` and
+    ``use_sagd`` switch the parts off for the paper's ablation rows (see ``ABLATION_ROWS``).
 
     Args:
         beta, alpha, keep_ratio: CAGD's, see ``CAGD``.
         delta_l, delta_h, block_size, drop_rate, per_sample: SAGD's, see ``SAGD``.
         use_cagd, use_sagd: whether each part runs.
-        generator: source of all draws (channel draws first, then the spatial choice).
+        generator: source of all draws.
     """
 
     def __init__(
@@ -648,62 +620,54 @@ class DGDM(_SpatialChoice):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(generator)
-        self.beta = _check_beta(beta)
-        self.alpha = _check_probability("alpha", alpha)
-        self.keep_ratio = _check_keep_ratio(keep_ratio)
-        self.delta_l, self.delta_h = _check_deltas(delta_l, delta_h)
-        self.block_size = _check_block_size(block_size)
-        self.drop_rate = _check_probability("drop_rate", drop_rate)
-        self.per_sample = bool(per_sample)
+        self.cagd = CAGD(beta, alpha, keep_ratio, generator)
+        self.sagd = SAGD(delta_l, delta_h, block_size, drop_rate, per_sample, generator)
         self.use_cagd = bool(use_cagd)
         self.use_sagd = bool(use_sagd)
 
     @classmethod
-    def ablation(cls, row: str, **kwargs: object) -> "DGDM":
+    def ablation(cls, row: str, **kwargs: object) -> DGDM:
         """The DGDM of one row of the paper's Table 1: ``"stage1"``, ``"stage1+stage2"`` or
         ``"stage1+stage2+Mdrop1"``; ``kwargs`` override the other hyperparameters."""
         if row not in ABLATION_ROWS:
             raise ValueError(f"unknown ablation row {row!r}: choose one of {', '.join(ABLATION_ROWS)}")
         return cls(**{**ABLATION_ROWS[row], **kwargs})  # type: ignore[arg-type]
 
-    def _channel_maps(self, features: Tensor) -> dict[str, Tensor]:
-        """One CAGD draw: ``channel_mask`` (Mdrop1), ``channel_score`` (S), ``important_channels``;
-        empty when CAGD is off."""
-        if not self.use_cagd:
-            return {}
-        channel_mask, scores, important = cagd_channel_mask(
-            features, self.beta, self.alpha, self.keep_ratio, self.generator
-        )
-        return {"channel_mask": channel_mask, "channel_score": scores, "important_channels": important}
-
-    def _drop_mask(self, attention: Tensor) -> Tensor:
-        return _sagd_drop_mask(attention, self.delta_l, self.delta_h, _block_side(self.block_size, attention.shape[-2]))
-
     def _train_forward(self, features: Tensor) -> Tensor:
-        channel_mask = self._channel_maps(features).get("channel_mask")
-        if self.use_sagd:
-            return self._erase_or_scale(features, channel_mask)
-        return features if channel_mask is None else features * channel_mask[:, :, None, None]
+        if self.use_cagd:
+            features = self.cagd(features)
+        return self.sagd(features) if self.use_sagd else features
 
     def masks(self, features: Tensor) -> dict[str, Tensor]:
-        """Maps for ``F`` (B, C, H, W), only for the parts switched on. CAGD (one draw):
-        ``channel_mask`` (Mdrop1), ``channel_score`` (S), ``important_channels``, all (B, C). SAGD, on
-        ``F1 = F * Mdrop1``, all (B, 1, H, W): ``attention`` (A), ``normalized_attention`` (An),
-        ``importance`` (I), ``stage1``, ``stage2``, ``region`` (D_block), ``drop_mask`` (Mdrop2)."""
+        """Maps for ``F`` (B, C, H, W), only for the parts switched on: CAGD's (one draw, on ``F``),
+        then SAGD's on ``F1 = F * Mdrop1`` (see ``CAGD.masks`` and ``SAGD.masks``)."""
         _check_features(features, "DGDM.masks")
-        maps = self._channel_maps(features)
-        dropped = features * maps["channel_mask"][:, :, None, None] if maps else features
+        maps = self.cagd.masks(features) if self.use_cagd else {}
         if self.use_sagd:
-            maps.update(sagd_drop_region(dropped, self.delta_l, self.delta_h, self.block_size))
+            dropped = features * maps["channel_mask"][:, :, None, None] if maps else features
+            maps.update(self.sagd.masks(dropped))
         return maps
 
     def extra_repr(self) -> str:
-        rule = f"keep_ratio={self.keep_ratio}" if self.keep_ratio is not None else f"beta={self.beta}"
-        return (
-            f"{rule}, alpha={self.alpha}, delta_l={self.delta_l}, delta_h={self.delta_h}, "
-            f"block_size={self.block_size!r}, drop_rate={self.drop_rate}, per_sample={self.per_sample}, "
-            f"use_cagd={self.use_cagd}, use_sagd={self.use_sagd}"
-        )
+        return f"use_cagd={self.use_cagd}, use_sagd={self.use_sagd}"
+
+
+def _part_attribute(part: str, name: str) -> property:
+    """``DGDM.beta`` and friends: the hyperparameters live in the parts; read and set them there."""
+
+    def get(self: DGDM) -> object:
+        return getattr(getattr(self, part), name)
+
+    def set_(self: DGDM, value: object) -> None:
+        setattr(getattr(self, part), name, value)
+
+    return property(get, set_, doc=f"``self.{part}.{name}``")
+
+
+for _name in ("beta", "alpha", "keep_ratio"):
+    setattr(DGDM, _name, _part_attribute("cagd", _name))
+for _name in ("delta_l", "delta_h", "block_size", "drop_rate", "per_sample"):
+    setattr(DGDM, _name, _part_attribute("sagd", _name))
 
 
 class RandomDropBlock(_AttentionModule):

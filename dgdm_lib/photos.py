@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from dgdm_lib.config import data_dir, quick_mode
+from dgdm_lib.training import Recipe
 
 __all__ = ["PhotoRun", "PhotoResult", "cub_root", "imagenet_root", "missing_message", "photo_loaders",
            "finetuned_model", "measure_photo_run", "imagenet_loader", "imagenet_model", "imagenet_class_names",
@@ -33,7 +34,6 @@ __all__ = ["PhotoRun", "PhotoResult", "cub_root", "imagenet_root", "missing_mess
 
 CUB_ENV, IMAGENET_ENV = "DGDM_CUB_ROOT", "DGDM_IMAGENET_ROOT"
 #: Fine-tune recipe version: part of every cached model's key (bump when training changes).
-RECIPE = "lite0-sgd-0.01-onecycle-b32-crop224of256-flip/v1"
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,8 +98,13 @@ class PhotoRun:
 
     def config(self, root: Path) -> dict[str, Any]:
         """Everything that decides the trained weights (the cache key), the data folder included."""
-        return {**dataclasses.asdict(self), "root": str(Path(root).resolve()), "recipe": RECIPE,
-                "torch_threads": torch.get_num_threads()}
+        return {**dataclasses.asdict(self), "root": str(Path(root).resolve()),
+                "recipe": dataclasses.asdict(self.recipe()), "torch_threads": torch.get_num_threads()}
+
+    def recipe(self) -> Recipe:
+        """The training settings: SGD at ``lr`` (docs/methods.md, "Real photographs on a CPU"),
+        one-cycle, batches of ``batch_size``, flips (crops of ``image_size`` from ``resize``)."""
+        return Recipe(optimizer="sgd", lr=self.lr, schedule="onecycle", batch_size=self.batch_size, hflip=True)
 
     def key(self, root: Path) -> str:
         from dgdm_lib.training import config_hash
@@ -161,7 +166,7 @@ def finetuned_model(run: PhotoRun, root: Path, progress: bool = True, cache: boo
         return _build(run, num_classes, "auto")
 
     def fit(model: torch.nn.Module) -> Any:
-        return train(model, loader, epochs=run.epochs, optimizer="sgd", lr=run.lr, schedule="onecycle",
+        return train(model, loader, epochs=run.epochs, **run.recipe().train_arguments(),
                      device="cpu" if not torch.cuda.is_available() else None, progress=progress, seed=run.seed)
 
     if not cache:
@@ -183,16 +188,13 @@ class PhotoResult:
 
 def measure_photo_run(run: PhotoRun, root: Path, progress: bool = True, keep_images: int = 16) -> PhotoResult:
     """Fine-tune (or load) the run, choose tau on val, score test at 0.2 and at that tau."""
-    from dgdm_lib.evaluation import collect_cams, evaluate, evaluate_loader
+    from dgdm_lib.evaluation import collect_cams, evaluate_val_test
 
     model = finetuned_model(run, root, progress=progress)
     _, val, test = photo_loaders(run, root)
     device = next(model.parameters()).device
-    tau_val = evaluate_loader(model, val, device)["best_tau"]
     camset = collect_cams(model, test, device, keep_images=keep_images)
-    metrics = evaluate(camset, tau=0.2, extra_taus=[tau_val])
-    metrics["tau_val"] = tau_val
-    metrics["gt_known_loc@tau_val"] = metrics[f"gt_known_loc@{round(float(tau_val), 4):g}"]
+    metrics = evaluate_val_test(model, val, camset, device, tau=0.2)
     result = getattr(model, "train_result", None) or {}
     return PhotoResult(run, metrics, camset, result.get("seconds"))
 

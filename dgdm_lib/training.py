@@ -1,7 +1,10 @@
 """Training a WSOL classifier: optimiser, schedule, mixed precision, checkpoints and exact resume.
 
 ``train(model, loader, epochs=...)`` runs the usual cross-entropy training of chapter 02 on
-whatever yields ``(images, targets)`` batches (the cross-team batch contract). The same function
+whatever yields ``(images, targets)`` batches (the cross-team batch contract). It is a small
+driver over pieces, as in torchvision's reference script: ``_prepare`` (device, optimiser,
+schedule, scaler), ``_start`` (resume or seed), ``train_one_epoch`` (public: one pass over the
+loader, any loss) and ``_end_of_epoch`` (one log line, the checkpoint). The same function
 runs under ``torchrun``: when a process group is initialised it wraps the model in
 DistributedDataParallel, reduces the epoch metrics across ranks and lets rank 0 write.
 
@@ -17,12 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +35,22 @@ from torch import Tensor, nn
 
 from dgdm_lib.atomic import atomic_write, remove_stale_temps
 from dgdm_lib.config import data_dir, get_device, seed_everything
+from dgdm_lib.data.loaders import DistributedBatches
+from dgdm_lib.distributed import (
+    DistributedInfo,
+    all_reduce_sum,
+    barrier,
+    distributed_info,
+    init_distributed,
+    is_main_process,
+)
 
 __all__ = [
     "CHECKPOINT_NAME",
     "CheckpointError",
     "DistributedBatches",
     "DistributedInfo",
+    "Recipe",
     "ResumeMismatchError",
     "TrainResult",
     "all_reduce_sum",
@@ -52,12 +64,40 @@ __all__ = [
     "recalibrate_batchnorm",
     "save_checkpoint",
     "train",
+    "train_one_epoch",
     "train_or_load",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every training setting that changes the weights, as one typed value: the arguments of
+    ``train`` and the training loader's batch size and flips. The book's runs (``BeetleRun``,
+    ``PhotoRun``) hash it into their cached model's key, so a changed setting trains a new model."""
+
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    schedule: str = "onecycle"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    new_layer_lr_mult: float = 10.0
+    batch_size: int = 64
+    hflip: bool = True
+
+    def train_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``train`` this recipe fixes."""
+        return {"optimizer": self.optimizer, "lr": self.lr, "schedule": self.schedule,
+                "weight_decay": self.weight_decay, "momentum": self.momentum,
+                "new_layer_lr_mult": self.new_layer_lr_mult}
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Recipe:
+        """The recipe of a run configuration (``config.json``): its fields by name, defaults for the rest."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if values.get(f.name) is not None})
 
 
 @dataclass
@@ -78,69 +118,6 @@ class TrainResult:
         out["checkpoint"] = str(self.checkpoint) if self.checkpoint else None
         out.pop("step_losses")
         return out
-
-
-# --------------------------------------------------------------------------------------------
-# Distributed helpers (torchrun sets RANK, LOCAL_RANK, WORLD_SIZE)
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DistributedInfo:
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def distributed_info() -> DistributedInfo:
-    """Rank, local rank and world size of this process (``world_size == 1`` when not distributed)."""
-    if dist.is_available() and dist.is_initialized():
-        return DistributedInfo(dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_world_size())
-    return DistributedInfo()
-
-
-def is_main_process() -> bool:
-    """True on rank 0, and in any non-distributed run."""
-    return distributed_info().is_main
-
-
-def init_distributed(device: torch.device | str | None = None) -> DistributedInfo:
-    """Initialise the process group when launched by torchrun (``WORLD_SIZE > 1``).
-
-    NCCL on CUDA (one GPU per process, ``LOCAL_RANK``), gloo on CPU. A no-op otherwise.
-    """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1 or (dist.is_available() and dist.is_initialized()):
-        return distributed_info()
-    if not dist.is_available():
-        raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed support")
-    device = torch.device(device) if device is not None else get_device()
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        torch.cuda.set_device(local_rank)
-        dist.init_process_group("nccl")
-    else:
-        dist.init_process_group("gloo")
-    return distributed_info()
-
-
-def all_reduce_sum(values: Tensor) -> Tensor:
-    """Sum a tensor over all ranks (identity when not distributed)."""
-    if distributed_info().enabled:
-        values = values.clone()
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values
-
-
-def _barrier() -> None:
-    if distributed_info().enabled:
-        dist.barrier()
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,6 +426,23 @@ def _check_train_arguments(epochs: Any, lr: Any, weight_decay: Any, momentum: An
         raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
 
 
+@dataclass
+class _Run:
+    """What every epoch of one ``train`` call shares."""
+
+    net: nn.Module
+    model: nn.Module  # ``net``, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    memory_format: torch.memory_format
+    generators: list[torch.Generator]
+    settings: dict[str, Any]
+    path: Path | None
+
+
 def train(
     model: nn.Module,
     train_loader: Iterable,
@@ -470,138 +464,186 @@ def train(
     seed: int | None = 0,
     extra_state: Mapping[str, Any] | None = None,
 ) -> TrainResult:
-    """Train ``model`` (in place) with cross-entropy on ``(images, targets["label"])`` batches.
+    """Train ``model`` (in place) for ``epochs`` passes, cross-entropy on ``(images, targets["label"])``.
 
     Args:
-        epochs: passes over ``train_loader``.
-        optimizer: ``"adamw"`` or ``"sgd"``; ``lr`` is the pretrained layers' rate, new layers get
-            ``new_layer_lr_mult`` times it when the model holds pretrained weights.
-        schedule: ``"onecycle"``, ``"cosine"``, ``"step"`` or ``"constant"``, stepped every batch.
+        optimizer: ``"adamw"`` or ``"sgd"`` (``build_optimizer``: new layers of a pretrained
+            model get ``new_layer_lr_mult * lr``); schedule: per step (``build_scheduler``).
         device: default ``get_device()``; under torchrun, ``cuda:LOCAL_RANK`` on GPUs.
-        amp: autocast on CUDA (bf16 where supported, else fp16 with a gradient scaler) when
-            ``"auto"``; ``False`` to disable; ``"bf16"``/``"fp16"`` to force one.
-        channels_last: NHWC memory format; ``"auto"`` turns it on everywhere (on 2 CPU cores the
-            small net trains ~30% faster with it too).
-        bn_recalibrate: after training, re-estimate BatchNorm statistics over ``train_loader``
-            with the attention modules off.
-        checkpoint_dir: where ``checkpoint.pt`` is written (atomically) after every epoch.
-        resume: continue from ``checkpoint_dir/checkpoint.pt`` when it exists (same settings).
-        progress: tqdm bars (notebook or terminal, chosen by ``tqdm.auto``) on rank 0.
-        seed: seeds Python, NumPy and torch at the start of a fresh run (``None``: leave as is).
-        extra_state: saved into the checkpoint as ``extra`` (e.g. the run configuration).
+        amp: ``"auto"``: autocast on CUDA, bf16 where supported, else fp16 with a gradient
+            scaler; ``False`` off; ``"bf16"``/``"fp16"`` to force one.
+        channels_last: NHWC memory format; ``"auto"``: on (also on CPUs, ~30% faster there).
+        bn_recalibrate: re-estimate BatchNorm statistics after training, attention modules off.
+        checkpoint_dir, resume: ``checkpoint.pt`` is written there (atomically) after every epoch;
+            ``resume`` continues from it when it exists (same settings).
+        progress: tqdm bars and one line per epoch, on rank 0.
+        seed, extra_state: the seed of a fresh run (``None``: leave the RNGs); saved with the checkpoint.
 
     Returns the ``TrainResult``; the model is left on ``device`` in eval mode.
     """
-    from tqdm.auto import tqdm
-
     _check_train_arguments(epochs, lr, weight_decay, momentum, new_layer_lr_mult, seed)
+    run = _prepare(model, train_loader, epochs, optimizer, lr, schedule, weight_decay, momentum, new_layer_lr_mult,
+                   device, amp, channels_last, seed, checkpoint_dir)
+    result = TrainResult(epochs=epochs)
+    start_epoch = _start(run, result, resume, seed)
+    run.model = _wrap_distributed(model, run)
+    started = time.perf_counter()
+    for epoch in range(start_epoch, epochs):
+        epoch_start = time.perf_counter()
+        stats = train_one_epoch(run.model, train_loader, run.optimizer, run.scheduler, run.scaler, run.device,
+                                epoch=epoch, epochs=epochs, amp_dtype=run.amp_dtype, memory_format=run.memory_format,
+                                progress=progress)
+        result.step_losses += stats.pop("step_losses")
+        result.history.append({"epoch": epoch + 1, **stats, "seconds": time.perf_counter() - epoch_start})
+        _end_of_epoch(run, result, epoch, epochs, progress, started, extra_state)
+    if bn_recalibrate and start_epoch < epochs:
+        _recalibrate_and_save(run, train_loader)
+    result.seconds += time.perf_counter() - started
+    result.steps = len(result.step_losses)
+    result.checkpoint = run.path
+    run.net.eval()
+    return result
+
+
+def _prepare(
+    model: nn.Module, train_loader: Any, epochs: int, optimizer: str, lr: float, schedule: str, weight_decay: float,
+    momentum: float, new_layer_lr_mult: float, device: torch.device | str | None, amp: str | bool,
+    channels_last: str | bool, seed: int | None, checkpoint_dir: str | Path | None,
+) -> _Run:  # fmt: skip
+    """Device, precision, memory format, optimiser, schedule and scaler of one run."""
     info = distributed_info()
     if device is None:
         device = torch.device("cuda", info.local_rank) if info.enabled and torch.cuda.is_available() else get_device()
     device = torch.device(device)
-    amp_dtype = _amp_dtype(amp, device)
     # "auto": on. Measured on the small net on 2 CPU cores too: ~30% faster than NCHW.
-    use_channels_last = True if channels_last == "auto" else bool(channels_last)
-    memory_format = torch.channels_last if use_channels_last else torch.contiguous_format
-
+    memory_format = torch.channels_last if (channels_last == "auto" or channels_last) else torch.contiguous_format
+    amp_dtype = _amp_dtype(amp, device)
     net = getattr(model, "module", model)
     net.to(device=device, memory_format=memory_format)
-    steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
+    steps_per_epoch = len(train_loader)
     opt = build_optimizer(net, optimizer, lr, weight_decay, momentum, new_layer_lr_mult)
-    scheduler = build_scheduler(opt, schedule, epochs, steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     settings = {
         "epochs": epochs, "optimizer": optimizer, "lr": lr, "schedule": schedule,
         "weight_decay": weight_decay, "momentum": momentum, "new_layer_lr_mult": new_layer_lr_mult,
         "seed": seed, "world_size": info.world_size, "steps_per_epoch": steps_per_epoch,
     }  # fmt: skip
-    generators = _generators(net, train_loader)
-    result = TrainResult(epochs=epochs)
-    path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    return _Run(
+        net=net, model=net, optimizer=opt, scheduler=build_scheduler(opt, schedule, epochs, steps_per_epoch),
+        scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16), device=device,
+        amp_dtype=amp_dtype, memory_format=memory_format, generators=_generators(net, train_loader),
+        settings=settings, path=Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None,
+    )  # fmt: skip
 
-    start_epoch = 0
-    if resume and path is not None and path.is_file():
-        state = load_checkpoint(path, map_location=device)
-        _require_fields(state, _RESUME_FIELDS, path)
-        _check_resume(state["train_config"], settings, path)
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        rng = state["rng"][info.rank] if isinstance(state["rng"], list) else state["rng"]
-        _set_rng_state(rng, generators)
-        start_epoch = result.resumed_from_epoch = state["epoch"]
-        result.history = list(state["history"])
-        result.step_losses = list(state["step_losses"])
-        result.seconds = state.get("seconds", 0.0)
-    elif seed is not None:
-        seed_everything(seed + info.rank)
 
-    ddp_model: nn.Module = model if isinstance(model, nn.parallel.DistributedDataParallel) else net
-    if info.enabled and ddp_model is net:
-        ids = [device.index] if device.type == "cuda" else None
-        ddp_model = nn.parallel.DistributedDataParallel(net, device_ids=ids)
-    criterion = nn.CrossEntropyLoss()
-    started = time.perf_counter()
+def _start(run: _Run, result: TrainResult, resume: bool, seed: int | None) -> int:
+    """The first epoch to run: after the checkpoint's when resuming (every state restored),
+    else 0 with the random number generators seeded."""
+    info = distributed_info()
+    if not (resume and run.path is not None and run.path.is_file()):
+        if seed is not None:
+            seed_everything(seed + info.rank)
+        return 0
+    state = load_checkpoint(run.path, map_location=run.device)
+    _require_fields(state, _RESUME_FIELDS, run.path)
+    _check_resume(state["train_config"], run.settings, run.path)
+    run.net.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.scaler.load_state_dict(state["scaler"])
+    _set_rng_state(state["rng"][info.rank] if isinstance(state["rng"], list) else state["rng"], run.generators)
+    result.resumed_from_epoch = state["epoch"]
+    result.history = list(state["history"])
+    result.step_losses = list(state["step_losses"])
+    result.seconds = state.get("seconds", 0.0)
+    return state["epoch"]
 
-    for epoch in range(start_epoch, epochs):
-        epoch_start = time.perf_counter()
-        ddp_model.train()
-        _set_epoch(train_loader, epoch)
-        totals = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, correct, count
-        losses: list[Tensor] = []
-        bar = tqdm(
-            train_loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}",
-            disable=not (progress and info.is_main), leave=False,
-        )  # fmt: skip
-        for step, (images, targets) in enumerate(bar):
-            images = images.to(device, non_blocking=True, memory_format=memory_format)
-            labels = targets["label"].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                logits = ddp_model(images)
-                loss = criterion(logits.float(), labels)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            scheduler.step()
-            loss = loss.detach()
-            losses.append(loss)
-            totals[0] += loss.double() * len(labels)
-            totals[1] += (logits.argmax(1) == labels).sum()
-            totals[2] += len(labels)
-            if step % 20 == 0 and not bar.disable:
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-        bar.close()
-        totals = all_reduce_sum(totals)
-        result.step_losses += torch.stack(losses).tolist() if losses else []
-        result.history.append({
-            "epoch": epoch + 1,
-            "loss": float(totals[0] / totals[2]),
-            "acc": float(100.0 * totals[1] / totals[2]),
-            "lr": float(scheduler.get_last_lr()[-1]),
-            "seconds": time.perf_counter() - epoch_start,
-        })  # fmt: skip
-        if progress and info.is_main:
-            h = result.history[-1]
-            tqdm.write(f"epoch {epoch + 1}/{epochs}: loss {h['loss']:.4f} acc {h['acc']:.1f}% ({h['seconds']:.1f}s)")
-        if path is not None:
-            _write_epoch_checkpoint(path, net, opt, scheduler, scaler, generators, settings, result, epoch + 1,
-                                    started, extra_state)  # fmt: skip
 
-    if bn_recalibrate and start_epoch < epochs:
-        recalibrate_batchnorm(net, train_loader, device)
-        if path is not None and info.is_main:
-            state = load_checkpoint(path, map_location="cpu")
-            state["model"] = net.state_dict()
-            state["bn_recalibrated"] = True
-            save_checkpoint(path, state)
-        _barrier()
-    result.seconds += time.perf_counter() - started
-    result.steps = len(result.step_losses)
-    result.checkpoint = path
-    net.eval()
-    return result
+def _wrap_distributed(model: nn.Module, run: _Run) -> nn.Module:
+    """The model the loop calls: DistributedDataParallel around the network under torchrun."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        return model
+    if not distributed_info().enabled:
+        return run.net
+    ids = [run.device.index] if run.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(run.net, device_ids=ids)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    device: torch.device,
+    *,
+    epoch: int,
+    epochs: int,
+    amp_dtype: torch.dtype | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    progress: bool = True,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+) -> dict[str, Any]:
+    """One pass over ``loader``, stepping ``optimizer`` and the per-step ``scheduler``.
+
+    ``loss_fn(logits, labels)`` defaults to the network's own ``training_loss`` (a ``WSOLNet``'s
+    is cross-entropy), else cross-entropy. Returns this epoch's ``loss`` (mean per
+    image) and ``acc`` (percent) over all ranks, the last ``lr``, and every step's loss on this rank.
+    """
+    from tqdm.auto import tqdm
+
+    loss_fn = loss_fn or getattr(getattr(model, "module", model), "training_loss", None) or nn.CrossEntropyLoss()
+    model.train()
+    _set_epoch(loader, epoch)
+    totals = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, correct, count
+    losses: list[Tensor] = []
+    bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch + 1}/{epochs}",  # type: ignore[arg-type]
+               disable=not (progress and is_main_process()), leave=False)
+    for step, (images, targets) in enumerate(bar):
+        images = images.to(device, non_blocking=True, memory_format=memory_format)
+        labels = targets["label"].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            logits = model(images)
+            loss = loss_fn(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        loss = loss.detach()
+        losses.append(loss)
+        totals[0] += loss.double() * len(labels)
+        totals[1] += (logits.argmax(1) == labels).sum()
+        totals[2] += len(labels)
+        if step % 20 == 0 and not bar.disable:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    totals = all_reduce_sum(totals)
+    return {"loss": float(totals[0] / totals[2]), "acc": float(100.0 * totals[1] / totals[2]),
+            "lr": float(scheduler.get_last_lr()[-1]), "step_losses": torch.stack(losses).tolist() if losses else []}
+
+
+def _end_of_epoch(run: _Run, result: TrainResult, epoch: int, epochs: int, progress: bool, started: float,
+                  extra_state: Mapping[str, Any] | None) -> None:
+    """One log line on rank 0, then the checkpoint that lets the next epoch resume."""
+    if progress and is_main_process():
+        from tqdm.auto import tqdm
+
+        h = result.history[-1]
+        tqdm.write(f"epoch {epoch + 1}/{epochs}: loss {h['loss']:.4f} acc {h['acc']:.1f}% ({h['seconds']:.1f}s)")
+    if run.path is not None:
+        _write_epoch_checkpoint(run.path, run.net, run.optimizer, run.scheduler, run.scaler, run.generators,
+                                run.settings, result, epoch + 1, started, extra_state)
+
+
+def _recalibrate_and_save(run: _Run, train_loader: Iterable) -> None:
+    """BatchNorm re-estimation after training, written into the last checkpoint."""
+    recalibrate_batchnorm(run.net, train_loader, run.device)
+    if run.path is not None and is_main_process():
+        state = load_checkpoint(run.path, map_location="cpu")
+        state["model"] = run.net.state_dict()
+        state["bn_recalibrated"] = True
+        save_checkpoint(run.path, state)
+    barrier()
 
 
 #: What ``resume=True`` reads from a checkpoint.
@@ -636,7 +678,7 @@ def _write_epoch_checkpoint(
             "seconds": result.seconds + time.perf_counter() - started,
             "extra": _plain(dict(extra_state or {})),
         })  # fmt: skip
-    _barrier()
+    barrier()
 
 
 # --------------------------------------------------------------------------------------------
@@ -687,46 +729,3 @@ def train_or_load(
         "model_config": _plain(getattr(net, "build_config", None)), "train_result": _plain(model.train_result),
     })  # fmt: skip
     return model.eval()
-
-
-
-class DistributedBatches:
-    """Shards an in-memory split across ranks, batch by batch, for ``torchrun`` runs.
-
-    ``tensors`` is anything with ``len()`` and ``batch(indices, flip) -> (images, targets)``
-    (``dgdm_lib.data.loaders.BeetlesTensors``). Every epoch all ranks draw the same permutation
-    and flips from ``(seed, epoch)`` (call ``set_epoch``, as with ``DistributedSampler``), pad it
-    to a multiple of ``world_size`` by repeating its start, and take every ``world_size``-th index.
-    """
-
-    def __init__(
-        self, tensors: Any, batch_size: int, shuffle: bool = True, hflip: bool = True,
-        seed: int = 0, rank: int | None = None, world_size: int | None = None,
-    ) -> None:  # fmt: skip
-        info = distributed_info()
-        self.dataset = tensors
-        self.batch_size, self.shuffle, self.hflip, self.seed = batch_size, shuffle, hflip, seed
-        self.rank = info.rank if rank is None else rank
-        self.world_size = info.world_size if world_size is None else world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _per_rank(self) -> int:
-        return (len(self.dataset) + self.world_size - 1) // self.world_size
-
-    def __len__(self) -> int:
-        return (self._per_rank() + self.batch_size - 1) // self.batch_size
-
-    def __iter__(self) -> Iterator[tuple[Tensor, dict[str, Any]]]:
-        n = len(self.dataset)
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
-        flips = torch.rand(n, generator=gen) < 0.5 if self.hflip else torch.zeros(n, dtype=torch.bool)
-        padded = self._per_rank() * self.world_size
-        order = torch.cat([order, order[: padded - n]])
-        flips = torch.cat([flips, flips[: padded - n]])
-        mine, my_flips = order[self.rank :: self.world_size], flips[self.rank :: self.world_size]
-        for start in range(0, len(mine), self.batch_size):
-            yield self.dataset.batch(mine[start : start + self.batch_size], my_flips[start : start + self.batch_size])

@@ -201,8 +201,9 @@ assert all(len(classes) == 2 for classes in sharing.values())
 import dataclasses
 
 from dgdm_lib.config import data_dir, quick_mode
-from dgdm_lib.evaluation import comparison_figure, evaluate
+from dgdm_lib.evaluation import evaluate
 from dgdm_lib.experiments import BeetleRun, test_camset, trained_model
+from dgdm_lib.views.cams import comparison_figure
 
 
 def is_cached(run):

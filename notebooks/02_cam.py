@@ -34,11 +34,11 @@ from matplotlib.figure import Figure
 import dgdm_lib
 from dgdm_lib.cam import localization_cams
 from dgdm_lib.config import quick_mode
-from dgdm_lib.evaluation import cam_figure, collect_cams, evaluate
+from dgdm_lib.evaluation import collect_cams, evaluate
 from dgdm_lib.experiments import BeetleRun, beetle_loader, schedule, test_batch, test_camset, trained_model
 from dgdm_lib.localization import box_iou, boxes_at_thresholds
 from dgdm_lib.plotting import CMAP, to_display_images
-from dgdm_lib.views.cams import box_coverage, box_size_ratios, cam_threshold_view, coverage_histogram
+from dgdm_lib.views.cams import box_coverage, box_size_ratios, cam_figure, cam_threshold_view, coverage_histogram
 from dgdm_lib.widgets import check_redraw, float_slider, int_slider, slider_view
 
 print(dgdm_lib.env_report())

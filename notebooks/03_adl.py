@@ -34,12 +34,12 @@ from matplotlib.figure import Figure
 
 import dgdm_lib
 from dgdm_lib.config import quick_mode
-from dgdm_lib.evaluation import comparison_figure, evaluate
+from dgdm_lib.evaluation import evaluate
 from dgdm_lib.experiments import BeetleRun, beetle_loader, measure, test_batch, test_camset, trained_model
 from dgdm_lib.modules import ADL, adl_masks
 from dgdm_lib.plotting import hide_axis, to_display_images
 from dgdm_lib.views.attention import adl_view, heat_rgb
-from dgdm_lib.views.cams import box_coverage, coverage_histogram
+from dgdm_lib.views.cams import box_coverage, comparison_figure, coverage_histogram
 from dgdm_lib.widgets import check_redraw, float_slider, int_slider, slider_view
 
 print(dgdm_lib.env_report())

@@ -21,7 +21,7 @@
 # maximum. But the cells of a feature map are not independent: neighbouring cells see overlapping
 # parts of the image, so the rim around an erased cell still carries much of the same evidence,
 # and the network can keep finding the beetle's head through it. **Spatial attention guided
-# dropblock (SAGD)**, sections 3.1 and 3.3 of Yin et al. (2020), erases the most discriminative
+# dropblock (SAGD)**, section 3.3 of Yin et al. (2020), erases the most discriminative
 # region as whole *blocks*, the way DropBlock (Ghiasi et al., 2018) erases random blocks, but aimed
 # by attention; and a second stage erases the background too.
 #
@@ -46,7 +46,6 @@ import torch
 from IPython.display import Markdown, display
 from torch.nn.functional import max_pool2d, pad
 
-from dgdm_lib.evaluation import comparison_figure
 from dgdm_lib.experiments import (
     BeetleRun,
     measure_many,
@@ -73,6 +72,7 @@ from dgdm_lib.views.attention import (
     peak_left,
     sagd_view,
 )
+from dgdm_lib.views.cams import comparison_figure
 from dgdm_lib.widgets import (
     check_redraw,
     float_slider,

@@ -43,7 +43,6 @@ from dgdm_lib.config import (
     repo_root,
     seed_everything,
 )
-from dgdm_lib.evaluation import comparison_figure
 from dgdm_lib.experiments import (
     BeetleRun,
     measure,
@@ -55,6 +54,7 @@ from dgdm_lib.experiments import (
 )
 from dgdm_lib.models import METHODS
 from dgdm_lib.modules import ABLATION_ROWS, DGDM, adaptive_block_size
+from dgdm_lib.views.cams import comparison_figure
 from dgdm_lib.views.comparison import cam_montage_view, metric_bars_view
 from dgdm_lib.widgets import check_redraw, float_slider, int_slider, slider_view
 

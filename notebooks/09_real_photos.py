@@ -42,7 +42,7 @@ import torch
 from IPython.display import display
 
 from dgdm_lib.config import env_report, mode_name
-from dgdm_lib.evaluation import comparison_figure, evaluate
+from dgdm_lib.evaluation import evaluate
 from dgdm_lib.photos import (
     PhotoRun,
     cub_root,
@@ -57,7 +57,7 @@ from dgdm_lib.photos import (
     quick_or,
 )
 from dgdm_lib.plotting import show_samples
-from dgdm_lib.views.cams import box_size_ratios, cam_threshold_view
+from dgdm_lib.views.cams import box_size_ratios, cam_threshold_view, comparison_figure
 
 print(env_report())
 CUB = cub_root()

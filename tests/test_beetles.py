@@ -353,7 +353,7 @@ def test_fast_loader_flips_boxes_with_their_masks_and_is_reproducible(tmp_path):
     ids = sorted(i for _, targets in batches for i in targets["image_id"])
     assert ids == [f"val/{k:05d}" for k in range(40)]
     flipped = 0
-    for images, targets in batches:
+    for _, targets in batches:
         for box, mask, image_id in zip(targets["boxes"], targets["mask"], targets["image_id"]):
             x0, y0, x1, y1 = _tight_box(mask.numpy())
             assert box.tolist() == [[x0, y0, x1 + 1, y1 + 1]]

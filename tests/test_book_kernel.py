@@ -6,8 +6,8 @@ from queue import Empty
 
 import pytest
 
-from dgdm_lib import _nbkernel
-from dgdm_lib._nbkernel import SlicedWaitChannel, SlicedWaitClient, SlicedWaitKernelManager
+from tools import nbkernel as _nbkernel
+from tools.nbkernel import SlicedWaitChannel, SlicedWaitClient, SlicedWaitKernelManager
 
 
 class _LostWakeUpSocket:

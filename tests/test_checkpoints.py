@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_training import ShuffledLoader, TinyTensors
 
 from dgdm_lib import cli
 from dgdm_lib.models import build_model
@@ -24,7 +25,6 @@ from dgdm_lib.training import (
     train,
     train_or_load,
 )
-from test_training import ShuffledLoader, TinyTensors
 
 
 class Payload:

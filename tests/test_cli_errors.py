@@ -3,7 +3,6 @@ stderr and exit code 2, before any training starts, with nothing written or over
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -219,7 +218,7 @@ def _tiny_wsol(tmp_path):
     images, meta = tmp_path / "images", tmp_path / "meta"
     for split, names in (("train", ["a.png", "b.png"]), ("val", ["c.png"]), ("test", ["d.png"])):
         (meta / split).mkdir(parents=True)
-        for i, name in enumerate(names):
+        for name in names:
             images.mkdir(exist_ok=True)
             Image.new("RGB", (32, 32), (90, 100, 200)).save(images / name)
         (meta / split / "image_ids.txt").write_text("".join(f"{n}\n" for n in names))

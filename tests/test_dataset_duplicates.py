@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_datasets import cub_root, wsol_roots  # noqa: F401  (fixtures; tests/ is on sys.path under pytest)
 
 from dgdm_lib.data import CUB200, AnnotationError, WSOLMetadataDataset
-from test_datasets import cub_root, wsol_roots  # noqa: F401  (fixtures; tests/ is on sys.path under pytest)
 
 
 def _append(path: Path, text: str) -> int:

@@ -47,8 +47,10 @@ def _worker(rank: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE="2")
     torch.set_num_threads(1)
+    from dgdm_lib.data.loaders import DistributedBatches
+    from dgdm_lib.distributed import init_distributed
     from dgdm_lib.models import build_model
-    from dgdm_lib.training import DistributedBatches, init_distributed, train
+    from dgdm_lib.training import train
 
     info = init_distributed("cpu")
     torch.manual_seed(100 + rank)  # different initial weights per rank: DDP must broadcast rank 0's

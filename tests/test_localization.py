@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -19,7 +18,6 @@ from dgdm_lib.localization import (
     inclusive_to_edges,
     largest_region_box,
 )
-
 
 # The reference evaluator's boxes (shared/golden), committed so CI always checks them.
 GOLDEN = repo_root() / "tests" / "golden" / "metrics_cases.npz"

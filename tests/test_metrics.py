@@ -22,7 +22,6 @@ from dgdm_lib.metrics import (
     top1_loc,
 )
 
-
 # Copied from the reference evaluator's output (shared/golden); committed so CI always runs them.
 GOLDEN = repo_root() / "tests" / "golden"
 

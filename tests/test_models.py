@@ -204,3 +204,34 @@ def test_weights_of_another_architecture_are_refused_with_what_went_wrong(tmp_pa
         load_pretrained(build_model("resnet50"), path)
     with pytest.raises(PretrainedWeightsError, match="does not exist"):
         build_model("small", pretrained=tmp_path / "missing.pth")
+
+
+# --- A method of one's own: a module class and a METHODS entry, no edit of the loop or the evaluator --
+class _EraseLeftHalf(torch.nn.Module):
+    """A toy erasing method: in training, zero the left half of F."""
+
+    def __init__(self, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return features
+        keep = torch.ones_like(features)
+        keep[..., : features.shape[-1] // 2] = 0
+        return features * keep
+
+
+def test_a_new_erasing_method_trains_and_is_evaluated_through_the_registry(monkeypatch) -> None:
+    from dgdm_lib.data import beetles_loader
+    from dgdm_lib.evaluation import collect_cams
+    from dgdm_lib.models import METHODS, MethodSpec, build_model
+    from dgdm_lib.training import train
+
+    monkeypatch.setitem(METHODS, "left_half", MethodSpec(_EraseLeftHalf, {}, "Toy: erase the left half of F."))
+    model = build_model("small", "left_half", num_classes=8)
+    assert all(isinstance(m, _EraseLeftHalf) for m in model.attention_modules().values())
+    loader = beetles_loader("train", batch_size=16, size=32, generator=torch.Generator().manual_seed(0))
+    result = train(model, loader, epochs=1, progress=False)
+    camset = collect_cams(model, beetles_loader("val", batch_size=16, size=16))
+    assert len(result.step_losses) == 2 and camset.cams.shape == (16, 64, 64)

@@ -18,9 +18,9 @@ from dgdm_lib.modules import (
     RandomDropBlock,
     adaptive_block_size,
     adl_masks,
+    apply_spatial_choice,
     cagd_channel_mask,
     expand_blocks,
-    apply_spatial_choice,
     normalize_attention,
     sagd_drop_region,
 )
@@ -344,6 +344,22 @@ def test_dgdm_with_sagd_off_is_cagd() -> None:
     assert set(DGDM(use_sagd=False).masks(features)) == {"channel_mask", "channel_score", "important_channels"}
 
 
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_dgdm_is_cagd_then_sagd_bit_for_bit_in_values_and_gradients(per_sample: bool) -> None:
+    """DGDM(generator=g) and CAGD(g) followed by SAGD(g), drawing from one generator in the same order."""
+    shared = _gen(11)
+    cagd, sagd = CAGD(generator=shared).train(), SAGD(per_sample=per_sample, generator=shared).train()
+    dgdm = DGDM(per_sample=per_sample, generator=_gen(11)).train()
+    for step in range(12):  # both branches of the drop_rate coin come up within a few steps
+        features = (torch.rand(4, 16, 8, 8, generator=_gen(step)) * 3).requires_grad_()
+        composed = sagd(cagd(features))
+        (composed * torch.arange(64.0).view(1, 1, 8, 8)).sum().backward()
+        plain_grad, features.grad = features.grad, None
+        fused = dgdm(features)
+        (fused * torch.arange(64.0).view(1, 1, 8, 8)).sum().backward()
+        assert torch.equal(fused, composed) and torch.equal(features.grad, plain_grad), step
+
+
 def test_dgdm_with_both_parts_off_is_identity_in_training() -> None:
     features = torch.rand(2, 3, 4, 4)
     assert torch.equal(DGDM(use_cagd=False, use_sagd=False).train()(features), features)
@@ -415,6 +431,7 @@ def test_training_gradient_equals_autograd_through_the_published_masks(make, dro
         assert torch.equal(ours.grad, theirs.grad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("drop_rate", [0.0, 1.0], ids=["importance", "erasing"])
 @pytest.mark.parametrize("cls", [ADL, SAGD, DGDM])
 def test_backward_passes_gradcheck_twice(cls, drop_rate: float) -> None:
@@ -470,3 +487,22 @@ def test_modules_run_on_cuda_with_a_cpu_generator() -> None:
     cpu = DGDM(per_sample=True, generator=_gen(1)).train()(features.cpu())
     gpu = DGDM(per_sample=True, generator=_gen(1)).train()(features)
     assert torch.allclose(cpu, gpu.cpu(), atol=1e-6)
+
+
+# --- The functional ops check their arguments as the modules do (torchvision style) ----------------
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda f: sagd_drop_region(f, delta_l=0.9, delta_h=0.1), "delta_l < delta_h"),
+        (lambda f: sagd_drop_region(f, block_size=0), "block_size must be"),
+        (lambda f: cagd_channel_mask(f, beta=0.5), "beta must be >= 1"),
+        (lambda f: cagd_channel_mask(f, alpha=1.5), "alpha is a probability"),
+        (lambda f: cagd_channel_mask(f, keep_ratio=0.0), "keep_ratio"),
+        (lambda f: adl_masks(f, gamma=float("nan")), "gamma must be a finite number"),
+        (lambda f: apply_spatial_choice(f, f[:, :1], f[:, :1], drop_rate=-0.1), "drop_rate is a probability"),
+    ],
+)
+def test_functional_ops_reject_the_hyperparameters_their_modules_reject(call, message) -> None:
+    features = torch.rand(2, 4, 6, 6)
+    with pytest.raises(ValueError, match=message):
+        call(features)

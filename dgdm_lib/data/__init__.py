@@ -23,7 +23,14 @@ from dgdm_lib.data.beetles import (
 from dgdm_lib.data.cars import StanfordCars
 from dgdm_lib.data.cub import CUB200
 from dgdm_lib.data.errors import AnnotationError, DatasetLayoutError, ImageReadError
-from dgdm_lib.data.loaders import BeetlesLoader, BeetlesTensors, beetles_loader, collate_wsol, make_loader
+from dgdm_lib.data.loaders import (
+    BeetlesLoader,
+    BeetlesTensors,
+    DistributedBatches,
+    beetles_loader,
+    collate_wsol,
+    make_loader,
+)
 from dgdm_lib.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -38,7 +45,7 @@ __all__ = [
     "BACKGROUNDS", "GENERATOR_VERSION", "PATTERNS", "SPLITS", "SPLIT_SIZES",
     "BeetlesArrays", "BeetlesConfig", "BeetlesDataset", "beetles_cache_dir", "format_summary",
     "generate_beetles", "head_colours", "load_beetles", "split_seed",
-    "BeetlesLoader", "BeetlesTensors", "beetles_loader", "collate_wsol", "make_loader",
+    "BeetlesLoader", "BeetlesTensors", "DistributedBatches", "beetles_loader", "collate_wsol", "make_loader",
     "IMAGENET_MEAN", "IMAGENET_STD", "beetles_transforms", "denormalize", "normalize", "standard_transforms",
     "CUB200", "WSOLMetadataDataset", "StanfordCars",
     "AnnotationError", "DatasetLayoutError", "ImageReadError",

@@ -155,7 +155,7 @@ class BeetlesConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "BeetlesConfig":
+    def from_dict(cls, values: dict[str, Any]) -> BeetlesConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -181,7 +181,7 @@ class BeetlesArrays:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: Any) -> "BeetlesArrays":
+    def __getitem__(self, index: Any) -> BeetlesArrays:
         """A subset (slice, index array or boolean mask) as another ``BeetlesArrays``."""
         if isinstance(index, (int, np.integer)):
             index = slice(int(index), int(index) + 1)

@@ -154,7 +154,7 @@ class CUB200(Dataset):
         """``image id -> (line, value)`` for a two-column file; every image must appear, and only known ones."""
         values = {}
         rows = read_rows(self.root / name, None, 2)
-        for line, (image_id, value) in rows:
+        for line, (image_id, _) in rows:
             if image_id not in paths:
                 raise AnnotationError(self.root / name, line, "unknown image id (not in images.txt)", image_id)
         for image_id, (line, (_, value)) in first_lines(self.root / name, rows, conflict_only=True).items():

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dgdm_lib.data.beetles import BeetlesArrays, BeetlesConfig, load_beetles
 from dgdm_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+from dgdm_lib.distributed import distributed_info
 
 Batch = tuple[torch.Tensor, dict[str, Any]]
 
@@ -171,3 +172,45 @@ def beetles_loader(
         tensors, batch_size=batch_size, shuffle=train if shuffle is None else shuffle,
         hflip=train if hflip is None else hflip, generator=generator, drop_last=drop_last,
     )
+
+
+class DistributedBatches:
+    """Shards an in-memory split across ranks, batch by batch, for ``torchrun`` runs.
+
+    ``tensors`` is anything with ``len()`` and ``batch(indices, flip) -> (images, targets)``
+    (``BeetlesTensors``). Every epoch all ranks draw the same permutation
+    and flips from ``(seed, epoch)`` (call ``set_epoch``, as with ``DistributedSampler``), pad it
+    to a multiple of ``world_size`` by repeating its start, and take every ``world_size``-th index.
+    """
+
+    def __init__(
+        self, tensors: Any, batch_size: int, shuffle: bool = True, hflip: bool = True,
+        seed: int = 0, rank: int | None = None, world_size: int | None = None,
+    ) -> None:  # fmt: skip
+        info = distributed_info()
+        self.dataset = tensors
+        self.batch_size, self.shuffle, self.hflip, self.seed = batch_size, shuffle, hflip, seed
+        self.rank = info.rank if rank is None else rank
+        self.world_size = info.world_size if world_size is None else world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _per_rank(self) -> int:
+        return (len(self.dataset) + self.world_size - 1) // self.world_size
+
+    def __len__(self) -> int:
+        return (self._per_rank() + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[Batch]:
+        n = len(self.dataset)
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
+        flips = torch.rand(n, generator=gen) < 0.5 if self.hflip else torch.zeros(n, dtype=torch.bool)
+        padded = self._per_rank() * self.world_size
+        order = torch.cat([order, order[: padded - n]])
+        flips = torch.cat([flips, flips[: padded - n]])
+        mine, my_flips = order[self.rank :: self.world_size], flips[self.rank :: self.world_size]
+        for start in range(0, len(mine), self.batch_size):
+            yield self.dataset.batch(mine[start : start + self.batch_size], my_flips[start : start + self.batch_size])

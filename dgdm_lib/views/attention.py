@@ -32,10 +32,10 @@ from torch import Tensor, nn
 from dgdm_lib.cam import capture_features, class_activation_maps
 from dgdm_lib.modules import (
     RandomDropBlock,
-    adaptive_block_size,
     adl_masks,
     cagd_channel_mask,
     normalize_attention,
+    resolve_block_size,
     sagd_drop_region,
     spatial_attention,
 )
@@ -62,7 +62,6 @@ __all__ = [
     "heat_rgb",
     "keep_share_view",
     "peak_left",
-    "resolve_block_size",
     "sagd_view",
     "shade_dropped",
 ]
@@ -136,11 +135,6 @@ def channel_keep_shares(features: Tensor, beta: float = 3.0, keep_ratio: float |
     """
     _, _, important = cagd_channel_mask(features, beta=beta, alpha=0.0, keep_ratio=keep_ratio)
     return important.float().mean(dim=1)
-
-
-def resolve_block_size(block_size: int | str, height: int) -> int:
-    """``block_size`` as an int: ``"adaptive"`` becomes ``ceil(height / 7)``."""
-    return adaptive_block_size(height) if block_size == "adaptive" else int(block_size)
 
 
 @_single_threaded
@@ -342,14 +336,21 @@ def cagd_view(
     generator = torch.Generator().manual_seed(int(seed))
     ratio = keep_ratio if keep_ratio > 0 else None
     mask, scores, important = cagd_channel_mask(features, beta, alpha, ratio, generator)
-    after = features * mask[:, :, None, None]
-    magnitude = scores[0].abs().numpy()
+    fig = Figure(figsize=(10.0, 3.4), dpi=_DPI)
+    _cagd_bars(fig, scores[0].abs().numpy(), mask[0].numpy() > 0, important[0].numpy(), ratio, beta, alpha)
+    _cagd_maps(fig, features, features * mask[:, :, None, None], images, weight, label)
+    fig.suptitle(f"CAGD on the last block's features F ({features.shape[1]} channels), draw seed {seed}", fontsize=10)
+    return fig
+
+
+def _cagd_bars(fig: Figure, magnitude: np.ndarray, kept: np.ndarray, important: np.ndarray, ratio: float | None,
+               beta: float, alpha: float) -> None:
+    """Left of ``cagd_view``: channels ranked by ``|S_c|``, coloured by their fate, and the threshold."""
     order = np.argsort(-magnitude, kind="stable")
-    kept, imp = mask[0].numpy()[order] > 0, important[0].numpy()[order]
+    kept, imp = kept[order], important[order]
     # RGBA rows, not C colour names: parsing a name per bar took a sixth of a redraw
     palette = to_rgba_array(["0.82", "lightskyblue", "tab:blue"])
     colours = palette[np.where(imp, 2, np.where(kept, 1, 0))]
-
     peak = max(float(magnitude.max()), 1e-12)
     floor = peak * 1e-3  # log scale, so the weak channels CAGD may drop stay visible; zeros sit on the floor
 
@@ -366,7 +367,6 @@ def cagd_view(
         ax.tick_params(labelsize=7)
         _heat_colorbar(ax.figure, (0.9, 0.2, 0.013, 0.5), "share of the\n'before' range")
 
-    fig = Figure(figsize=(10.0, 3.4), dpi=_DPI)
     bars = framed_axes(fig, (0.07, 0.16, 0.42, 0.66), draw_frame, key=("cagd bars", peak, len(order)))
     # one LineCollection draws several times faster than C bar patches (slider budget)
     bars.vlines(np.arange(len(order)), floor, np.maximum(magnitude[order], floor), colors=colours, linewidth=3.0)
@@ -381,6 +381,9 @@ def cagd_view(
     bars.set_title(f"{rule}; important {int(imp.sum())}/{len(imp)}, dropped {int((~kept).sum())} (alpha={alpha:.2f})",
                    fontsize=9)
 
+
+def _cagd_maps(fig: Figure, features: Tensor, after: Tensor, images: np.ndarray, weight: Tensor, label: int) -> None:
+    """Right of ``cagd_view``: ``A`` and the class-``label`` CAM before and after ``F * Mdrop1``."""
     stacked = torch.cat([features, after])
     attention = spatial_attention(stacked)[:, 0].numpy()
     cams = class_activation_maps(stacked, weight.detach().float().cpu(), torch.tensor([label, label])).numpy()
@@ -395,8 +398,6 @@ def cagd_view(
         ax.text(k * (size + gap) + size / 2, -2, name, ha="center", va="bottom", fontsize=8)
     ax.text(size / 2, 1.5 * size + gap, f"top row:\nA = mean_c F\n\nbottom row:\nCAM, class {label}",
             ha="center", va="center", fontsize=7)
-    fig.suptitle(f"CAGD on the last block's features F ({features.shape[1]} channels), draw seed {seed}", fontsize=10)
-    return fig
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from dgdm_lib.evaluation import CamSet
 from dgdm_lib.localization import box_iou, boxes_from_cam, foreground_mask
 from dgdm_lib.plotting import CMAP, GT_COLOR, PRED_COLOR, draw_boxes, hide_axis, to_display_images
 
@@ -84,3 +88,45 @@ def coverage_histogram(coverages: Mapping[str, np.ndarray], tau: float = 0.2) ->
     ax.set_title("How much of the beetle does the box take in?", fontsize=10)
     ax.legend(fontsize=8)
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+def comparison_figure(camsets: Mapping[str, CamSet], n: int = 8, tau: float = 0.2, title: str | None = None) -> Any:
+    """Rows: the input images with GT boxes (red), then one row per method with its GT-class CAM
+    over the image, the GT box (red) and the largest-region box at ``tau`` (green), titled with
+    the IoU and the predicted class. All ``camsets`` must come from the same images, in order.
+
+    Returns a ``matplotlib.figure.Figure`` (no pyplot state).
+    """
+    first = next(iter(camsets.values()))
+    if first.images is None or len(first.images) == 0:
+        raise ValueError("the CamSet kept no images: use collect_cams(..., keep_images=8)")
+    n = min(n, len(first.images))
+    shown = to_display_images(first.images[:n], normalized=True)
+    rows = 1 + len(camsets)
+    fig = Figure(figsize=(1.7 * n, 1.8 * rows + 0.3), layout="constrained")
+    axes = fig.subplots(rows, n, squeeze=False)
+    for j in range(n):
+        axes[0, j].imshow(shown[j])
+        draw_boxes(axes[0, j], first.gt_boxes[j], GT_COLOR, inclusive=True)
+        axes[0, j].set_title(f"input y={int(first.labels[j])}", fontsize=7)
+    for i, (name, camset) in enumerate(camsets.items(), start=1):
+        for j in range(n):
+            ax, cam = axes[i, j], camset.cams[j]
+            pred = boxes_from_cam(cam, tau)
+            iou = float(np.max(box_iou(pred, camset.gt_boxes[j])))
+            ax.imshow(shown[j])
+            ax.imshow(cam, cmap=CMAP, alpha=0.5, vmin=0, vmax=1)
+            draw_boxes(ax, camset.gt_boxes[j], GT_COLOR, inclusive=True)
+            draw_boxes(ax, pred, PRED_COLOR, inclusive=True)
+            ax.set_title(f"{name} IoU={iou:.2f} p={int(camset.predictions[j])}", fontsize=7)
+    for ax in axes.flat:
+        hide_axis(ax)
+    fig.colorbar(ScalarMappable(Normalize(0, 1), CMAP), ax=list(axes[1:].flat), fraction=0.015, pad=0.01, label="CAM")
+    fig.suptitle(title or f"GT-class CAMs: GT boxes red, boxes at tau={tau:g} green", fontsize=9)
+    return fig
+
+
+def cam_figure(camset: CamSet, n: int = 8, tau: float = 0.2, name: str = "CAM") -> Any:
+    """``comparison_figure`` for one model."""
+    return comparison_figure({name: camset}, n=n, tau=tau)

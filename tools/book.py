@@ -1,6 +1,6 @@
 """Execute the book: every numbered notebook in order, saved executed and as HTML.
 
-``python -m dgdm_lib.book --out build`` (what ``make book`` runs) writes
+``python -m tools.book --out build`` from the repository root (what ``make book`` runs) writes
 ``build/notebooks/NN_name.ipynb``, ``build/html/NN_name.html`` and ``build/book_times.json``.
 """
 
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dgdm_lib.config import mode_name, repo_root
+from tools.nbkernel import SlicedWaitKernelManager
 
 
 def book_notebooks(folder: Path | None = None) -> list[Path]:
@@ -32,8 +33,6 @@ def execute_notebook(path: Path, out_dir: Path, timeout_s: int = 900) -> float:
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
-
-    from dgdm_lib._nbkernel import SlicedWaitKernelManager
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout_s, kernel_name="python3", kernel_manager_class=SlicedWaitKernelManager,

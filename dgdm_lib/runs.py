@@ -1,0 +1,153 @@
+"""The data of a run, built from its configuration in one call: the loaders of train, val and
+test for the beetles or a real dataset, as the command line, the book and the benchmarks use them.
+
+``make_data(cfg)`` takes the run configuration (the dict a run writes to ``config.json``; keys
+``dataset``, ``data_root``, ``batch_size``, ``eval_batch_size``, ``seed``, ...) and returns a
+``RunData``. Every image file of every split is checked to exist before anything trains.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+
+from dgdm_lib.data import (
+    CUB200,
+    BeetlesConfig,
+    BeetlesTensors,
+    StanfordCars,
+    WSOLMetadataDataset,
+    beetles_loader,
+    collate_wsol,
+    load_beetles,
+    standard_transforms,
+)
+from dgdm_lib.data.errors import AnnotationError, DatasetLayoutError
+from dgdm_lib.data.loaders import DistributedBatches
+from dgdm_lib.data.wsol_metadata import OBTAIN
+from dgdm_lib.distributed import distributed_info
+from dgdm_lib.models import ARCHS
+
+__all__ = ["RunData", "make_data"]
+
+
+@dataclass
+class RunData:
+    """The loaders of one run; ``train`` is None when only evaluating."""
+
+    train: Any
+    val: Any
+    test: Any
+    num_classes: int
+    tau_split: str  # which split the threshold is chosen on
+
+
+def _num_classes(dataset: Any) -> int:
+    return int(getattr(dataset, "num_classes", 0) or len(dataset.classes))
+
+
+def _beetles_data(cfg: Mapping[str, Any], train: bool) -> RunData:
+    bcfg = BeetlesConfig(pattern_contrast=cfg["pattern_contrast"], context_p=cfg["context_p"])
+    common = {"config": bcfg, "root": cfg["data_root"], "base_seed": cfg["data_seed"]}
+    _generate_on_rank_zero_first(common, cfg)
+    val = beetles_loader("val", cfg["eval_batch_size"], size=cfg["val_size"], **common)
+    test = beetles_loader("test", cfg["eval_batch_size"], size=cfg["test_size"], **common)
+    loader = None
+    if train:
+        info = distributed_info()
+        if info.enabled:
+            tensors = BeetlesTensors(load_beetles("train", size=cfg["train_size"], **common), split="train")
+            loader = DistributedBatches(tensors, cfg["batch_size"], seed=cfg["seed"])
+        else:
+            generator = torch.Generator().manual_seed(cfg["seed"])
+            loader = beetles_loader("train", cfg["batch_size"], generator=generator, size=cfg["train_size"], **common)
+    return RunData(loader, val, test, bcfg.num_classes, "val")
+
+
+def _generate_on_rank_zero_first(common: dict[str, Any], cfg: Mapping[str, Any]) -> None:
+    """Under torchrun, rank 0 generates and caches the splits while the others wait, so no two
+    processes write the same cache files."""
+    info = distributed_info()
+    if not info.enabled:
+        return
+    if info.is_main:
+        for split in ("train", "val", "test"):
+            load_beetles(split, size=cfg[f"{split}_size"], **common)
+    dist.barrier()
+
+
+def _torch_loader(dataset: Any, cfg: Mapping[str, Any], train: bool) -> Any:
+    batch = cfg["batch_size"] if train else cfg["eval_batch_size"]
+    if train and distributed_info().enabled:
+        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg["seed"])
+        return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg["workers"],
+                          collate_fn=collate_wsol, pin_memory=torch.cuda.is_available(), persistent_workers=cfg["workers"] > 0)
+    generator = torch.Generator().manual_seed(cfg["seed"]) if train else None
+    return DataLoader(dataset, batch_size=batch, shuffle=train, generator=generator, num_workers=cfg["workers"],
+                      collate_fn=collate_wsol, pin_memory=torch.cuda.is_available(), persistent_workers=cfg["workers"] > 0)
+
+
+def _real_data(cfg: Mapping[str, Any], train: bool) -> RunData:
+    crop = cfg["image_size"] or ARCHS[cfg["arch"]].input_size
+    resize = round(crop * 256 / 224)
+    tf_train, tf_test = standard_transforms(True, resize, crop), standard_transforms(False, resize, crop)
+    root = cfg["data_root"]
+    if cfg["dataset"] == "wsol":
+        def make(split: str, tf: Any) -> Any:
+            return WSOLMetadataDataset(root, cfg["metadata_root"], split, tf, dataset=cfg["wsol_name"])
+
+        train_set, val_set, test_set = make("train", tf_train), make("val", tf_test), make("test", tf_test)
+        split = "val"
+    elif cfg["dataset"] == "cub":
+        subset = {"classes": cfg.get("classes"), "val_per_class": cfg.get("val_per_class", 5)}
+        train_set, test_set = CUB200(root, "train", tf_train, **subset), CUB200(root, "test", tf_test, **subset)
+        if subset["val_per_class"] > 0:
+            val_set, split = CUB200(root, "val", tf_test, **subset), "val"
+        else:
+            val_set, split = test_set, "test"
+            print("note: --val-per-class 0: tau is chosen on test (optimistic).", file=sys.stderr)
+    else:
+        train_set, test_set = StanfordCars(root, "train", tf_train), StanfordCars(root, "test", tf_test)
+        val_set, split = test_set, "test"
+        print(f"note: {cfg['dataset']} has no validation split here; tau is chosen on test (optimistic). "
+              "Use --dataset wsol with wsolevaluation's metadata for a separate validation split.", file=sys.stderr)
+    _check_splits(cfg, train_set if train else None, val_set, test_set)
+    return RunData(
+        _torch_loader(train_set, cfg, True) if train else None,
+        _torch_loader(val_set, cfg, False), _torch_loader(test_set, cfg, False), _num_classes(train_set), split,
+    )
+
+
+def _check_splits(cfg: Mapping[str, Any], train_set: Any, val_set: Any, test_set: Any) -> None:
+    """Before the first training step: every image file of every split is on disk (``os.path``
+    checks, nothing decoded), the evaluation splits' labels are classes the model has, and a
+    wsolevaluation val/test split has the boxes evaluation needs."""
+    for dataset in (train_set, val_set, test_set):
+        if dataset is not None and hasattr(dataset, "check_files"):
+            dataset.check_files()
+    if cfg["dataset"] != "wsol":
+        return
+
+    classes = _num_classes(train_set) if train_set is not None else None
+    for name, dataset in (("val", val_set), ("test", test_set)):
+        if cfg.get("evaluate", True) and not (dataset.folder / "localization.txt").is_file():
+            raise DatasetLayoutError(f"wsolevaluation metadata ({name})", dataset.folder,
+                                     ["image_ids.txt", "class_labels.txt", "localization.txt"],
+                                     OBTAIN + " Evaluation needs the boxes of this split.",
+                                     missing=["localization.txt"])
+        for image_id, label in dataset.labels.items():
+            if classes is not None and label >= classes:
+                raise AnnotationError(dataset.folder / "class_labels.txt", None,
+                                      f"label {label} is not a class of the training split (labels 0..{classes - 1})",
+                                      image_id)
+
+
+def make_data(cfg: Mapping[str, Any], train: bool = True) -> RunData:
+    """The loaders of the run ``cfg`` describes (``train=False``: val and test only)."""
+    return _beetles_data(cfg, train) if cfg["dataset"] == "beetles" else _real_data(cfg, train)
