@@ -177,20 +177,20 @@ def sagd_from_scratch(F, delta_l=0.1, delta_h=0.8, k=3, drop_rate=0.75, generato
 # (1,) per forward call, compared with `drop_rate` before anything else is computed (read
 # `apply_spatial_choice` and `SAGD` in `dgdm_lib/modules.py`). With two generators of the same seed,
 # our function and the module see the same coin, so their outputs must be *equal*. We try stage 1
-# alone and stages 1+2, block sizes 1 to 5 (odd and even), 20 seeds each, on 32 feature maps of each
+# alone and stages 1+2, block sizes 1 to 5 (odd and even), 8 seeds each, on 16 feature maps of each
 # block; the seeds give both branches, erasing and scaling. We also check our block growth against
 # the library's `expand_blocks` and our `D_block` against the module's own maps.
 
 # %%
 branches = {"erase": 0, "scale": 0}
-for F in (F4[:32], F5[:32]):                                          # F: 32 maps of one block
+for F in (F4[:16], F5[:16]):                                          # F: 16 maps of one block
     for delta_l in (0.0, 0.1):                                        # stage 1 only; stages 1+2
         for k in (1, 2, 3, 4, 5):
             region = drop_region(F, delta_l, 0.8).float()
             assert torch.equal(grow_blocks(region, k), expand_blocks(region, k)), k
             library_maps = SAGD(delta_l=delta_l, delta_h=0.8, block_size=k).masks(F)
             assert torch.equal(1.0 - grow_blocks(region, k), library_maps["drop_mask"]), (delta_l, k)
-            for seed in range(20):
+            for seed in range(8):
                 ours = sagd_from_scratch(F, delta_l, 0.8, k, 0.75, torch.Generator().manual_seed(seed))
                 module = SAGD(delta_l=delta_l, delta_h=0.8, block_size=k, drop_rate=0.75,
                               generator=torch.Generator().manual_seed(seed)).train()
@@ -430,7 +430,8 @@ show("  3. stages 1+2 - stage 1  ", stage2)
 
 # Seeds 0-2 of the benchmark (docs/results.json), smallest per-seed difference: stage 1 - random p=0.1
 # +27 at tau 0.2, +10 at tau (val); stage 1 - CAM +31 at tau 0.2; stages 1+2 - stage 1 +16 at tau (val),
-# +9 in MaxBoxAccV2. The margins below are well inside those.
+# +9 in MaxBoxAccV2. Random p=0.2 is not in the benchmark; measured on seeds 0, 1, 2: stage 1 ahead by
+# +26, +41 and +31 at tau 0.2. The margins below are well inside those.
 assert aimed["gt_known_loc@0.2"] > 10 and aimed["gt_known_loc@tau_val"] > 0, "aimed blocks beat random blocks"
 assert aimed_same_area["gt_known_loc@0.2"] > 0, "aimed blocks beat random blocks of a similar area"
 assert stage1["gt_known_loc@0.2"] > 10, "stage 1 beats CAM at tau 0.2"
