@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from dgdm_lib.atomic import atomic_write_json
-from dgdm_lib.config import data_dir, get_device, quick_mode
+from dgdm_lib.config import data_dir, get_device, quick_mode, repo_root
 from dgdm_lib.stats import mean_sd_ci
 from dgdm_lib.training import Recipe, config_hash
 
@@ -268,3 +268,22 @@ def format_table(summary: Sequence[dict[str, Any]], keys: Sequence[str], by: str
         cells = [f"{entry[k][0]:.1f} ± {entry[k][1]:.1f}" if entry["n"] > 1 else f"{entry[k][0]:.1f}" for k in keys]
         lines.append(f"| {entry[by]} | {entry['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def bench_values(row: str, key: str) -> list[float] | None:
+    """The per-seed values of ``key`` for ``row`` of the methods table in docs/results.json (the
+    seeds ``make bench`` ran), or None when the file or the entry is not there: the chapters'
+    reference beside "your run"."""
+    try:
+        accuracy = json.loads((repo_root() / "docs" / "results.json").read_text(encoding="utf-8"))["accuracy"]
+        entry = next(r for r in accuracy["tables"]["methods"] if r["row"] == row)
+        return [accuracy["runs"][k][key] for k in entry["run_keys"]]
+    except (OSError, ValueError, KeyError, StopIteration):
+        return None
+
+
+def bench_text(row: str, key: str) -> str:
+    """``bench_values`` as "a / b / c" for prose-side printing, or a note that they are missing."""
+    values = bench_values(row, key)
+    return " / ".join(f"{v:.1f}" for v in values) if values else "(not in docs/results.json)"
+

@@ -22,8 +22,6 @@
 # will be half right: it points at the beetle, but mostly at its head.
 
 # %%
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,28 +33,13 @@ import dgdm_lib
 from dgdm_lib.cam import localization_cams
 from dgdm_lib.config import quick_mode
 from dgdm_lib.evaluation import collect_cams, evaluate
-from dgdm_lib.experiments import BeetleRun, beetle_loader, schedule, test_batch, test_camset, trained_model
+from dgdm_lib.experiments import BeetleRun, beetle_loader, bench_text, schedule, test_batch, test_camset, trained_model
 from dgdm_lib.localization import box_iou, boxes_at_thresholds
 from dgdm_lib.plotting import CMAP, to_display_images
 from dgdm_lib.views.cams import box_coverage, box_size_ratios, cam_figure, cam_threshold_view, coverage_histogram
 from dgdm_lib.widgets import check_redraw, float_slider, int_slider, slider_view
 
 print(dgdm_lib.env_report())
-
-
-def bench_values(row: str, key: str) -> list[float] | None:
-    """The per-seed values (seeds 0-2) of `key` for `row` in docs/results.json (`make bench`), or None."""
-    try:
-        accuracy = json.loads(Path("../docs/results.json").read_text(encoding="utf-8"))["accuracy"]
-        entry = next(r for r in accuracy["tables"]["methods"] if r["row"] == row)
-        return [accuracy["runs"][k][key] for k in entry["run_keys"]]
-    except (OSError, ValueError, KeyError, StopIteration):
-        return None
-
-
-def bench_text(row: str, key: str) -> str:
-    values = bench_values(row, key)
-    return " / ".join(f"{v:.1f}" for v in values) if values else "(not in docs/results.json)"
 
 
 # %% [markdown]

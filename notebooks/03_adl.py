@@ -23,8 +23,6 @@
 # feature map, so the classifier must also learn the less discriminative parts: the body.
 
 # %%
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,7 +33,7 @@ from matplotlib.figure import Figure
 import dgdm_lib
 from dgdm_lib.config import quick_mode
 from dgdm_lib.evaluation import evaluate
-from dgdm_lib.experiments import BeetleRun, beetle_loader, measure, test_batch, test_camset, trained_model
+from dgdm_lib.experiments import BeetleRun, beetle_loader, bench_text, measure, test_batch, test_camset, trained_model
 from dgdm_lib.modules import ADL, adl_masks
 from dgdm_lib.plotting import hide_axis, to_display_images
 from dgdm_lib.views.attention import adl_view, heat_rgb
@@ -43,21 +41,6 @@ from dgdm_lib.views.cams import box_coverage, comparison_figure, coverage_histog
 from dgdm_lib.widgets import check_redraw, float_slider, int_slider, slider_view
 
 print(dgdm_lib.env_report())
-
-
-def bench_values(row: str, key: str) -> list[float] | None:
-    """The per-seed values (seeds 0-2) of `key` for `row` in docs/results.json (`make bench`), or None."""
-    try:
-        accuracy = json.loads(Path("../docs/results.json").read_text(encoding="utf-8"))["accuracy"]
-        entry = next(r for r in accuracy["tables"]["methods"] if r["row"] == row)
-        return [accuracy["runs"][k][key] for k in entry["run_keys"]]
-    except (OSError, ValueError, KeyError, StopIteration):
-        return None
-
-
-def bench_text(row: str, key: str) -> str:
-    values = bench_values(row, key)
-    return " / ".join(f"{v:.1f}" for v in values) if values else "(not in docs/results.json)"
 
 
 # %% [markdown]

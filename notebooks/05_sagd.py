@@ -48,6 +48,7 @@ from torch.nn.functional import max_pool2d, pad
 
 from dgdm_lib.experiments import (
     BeetleRun,
+    bench_values,
     measure_many,
     test_batch,
     test_camset,
@@ -376,16 +377,6 @@ display(Markdown(results_table(results)))
 # %%
 BENCH_ROWS = {"CAM": "CAM", "SAGD stage 1": "SAGD stage 1", "SAGD stages 1+2": "SAGD stage 1+2",
               "random blocks p=0.1": "Random block (control)"}
-
-
-def bench_values(row: str, key: str) -> list[float] | None:
-    """The per-seed values (seeds 0-2) of `key` for `row` in docs/results.json (`make bench`), or None."""
-    try:
-        accuracy = json.loads(Path("../docs/results.json").read_text(encoding="utf-8"))["accuracy"]
-        entry = next(r for r in accuracy["tables"]["methods"] if r["row"] == row)
-        return [accuracy["runs"][k][key] for k in entry["run_keys"]]
-    except (OSError, ValueError, KeyError, StopIteration):
-        return None
 
 
 lines = ["| run (seeds 0 / 1 / 2) | " + " | ".join(title for title, _ in COLUMNS.values()) + " |",
