@@ -32,7 +32,6 @@ from typing import Literal
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
-from torchvision.ops import drop_block2d
 
 __all__ = [
     "ABLATION_ROWS",
@@ -49,6 +48,7 @@ __all__ = [
     "expand_blocks",
     "importance_map",
     "normalize_attention",
+    "random_block_mask",
     "resolve_block_size",
     "sagd_drop_region",
     "spatial_attention",
@@ -394,6 +394,37 @@ class _ImportanceScaled(torch.autograd.Function):
         return grad.add_(through_attention)
 
 
+def random_block_mask(
+    features: Tensor, block_size: int, p: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """DropBlock's keep mask at random places (Ghiasi et al. 2018), one per sample: (B, 1, H, W) of 0/1.
+
+    Block centres are drawn with probability ``gamma = p H W / (k^2 (H - k + 1)(W - k + 1))`` on the
+    positions where a whole ``k x k`` block fits, so about a share ``p`` of the map is dropped, and
+    grown to blocks by a max-pool. The same draws as ``torchvision.ops.drop_block2d`` on a
+    (B, 1, H, W) input with the same random state (tested), but from ``generator`` when one is given.
+    """
+    _check_features(features, "random_block_mask")
+    p = _check_probability("p", p)
+    size = _check_block_size(block_size)
+    batch, _, height, width = features.shape
+    if size == "adaptive" or size % 2 == 0 or size > min(height, width):
+        raise ValueError(
+            f"random_block_mask needs an odd integer block_size no larger than the {height}x{width} map "
+            f"(the blocks are centred), got {block_size!r}; use 1, 3, 5..."
+        )
+    keep = torch.ones(batch, 1, height, width, device=features.device, dtype=features.dtype)
+    if p == 0.0:
+        return keep
+    gamma = p * height * width / (size**2 * (height - size + 1) * (width - size + 1))
+    centres = torch.empty(batch, 1, height - size + 1, width - size + 1, device=features.device, dtype=features.dtype)
+    centres.bernoulli_(gamma, generator=generator)
+    half = size // 2
+    # the zero pad puts each centre at its place in the H x W map; the pool grows it to a k x k block
+    dropped = nnf.max_pool2d(nnf.pad(centres, [half] * 4), kernel_size=size, stride=1, padding=half)
+    return keep - dropped
+
+
 # --------------------------------------------------------------------------------------------
 # Modules
 # --------------------------------------------------------------------------------------------
@@ -704,26 +735,15 @@ class RandomDropBlock(_AttentionModule):
         self.drop_rate = _check_probability("drop_rate", drop_rate)
 
     def random_mask(self, features: Tensor) -> Tensor:
-        """A 0/1 keep mask ``Mrand`` (B, 1, H, W) for ``F``; blocks are drawn with torchvision."""
+        """A 0/1 keep mask ``Mrand`` (B, 1, H, W) for ``F`` (``random_block_mask``)."""
         _check_features(features, "RandomDropBlock.random_mask")
-        batch, _, height, width = features.shape
-        size = self.block_size
-        if size > min(height, width):
-            raise ValueError(
-                f"block_size {size} is larger than the {height}x{width} feature map: use a smaller block_size"
-            )
-        ones = torch.ones(batch, 1, height, width, device=features.device, dtype=features.dtype)
         if self.generator is None:
-            return (drop_block2d(ones, self.p, size) > 0).to(features.dtype)
-        # drop_block2d takes no generator: seed the device's default one from ours, then restore it
+            return random_block_mask(features, self.block_size, self.p)
+        # One seed per call from our generator, then a generator of its own on the features' device:
+        # the global random state is left alone, and the control draws what it always drew.
         seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.generator.device).item())
-        on_cuda = features.device.type == "cuda"
-        with torch.random.fork_rng(devices=[features.device] if on_cuda else []):
-            if on_cuda:
-                torch.cuda.default_generators[features.device.index or 0].manual_seed(seed)
-            else:
-                torch.default_generator.manual_seed(seed)
-            return (drop_block2d(ones, self.p, size) > 0).to(features.dtype)
+        local = torch.Generator(device=features.device).manual_seed(seed)
+        return random_block_mask(features, self.block_size, self.p, generator=local)
 
     def _train_forward(self, features: Tensor) -> Tensor:
         if _coin(self.drop_rate, self.generator):

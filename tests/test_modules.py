@@ -22,6 +22,7 @@ from dgdm_lib.modules import (
     cagd_channel_mask,
     expand_blocks,
     normalize_attention,
+    random_block_mask,
     sagd_drop_region,
 )
 
@@ -474,7 +475,7 @@ def test_random_block_output_is_not_rescaled() -> None:
 
 
 def test_random_block_larger_than_the_map_is_rejected() -> None:
-    with pytest.raises(ValueError, match="smaller block_size"):
+    with pytest.raises(ValueError, match="no larger than the 6x6"):
         RandomDropBlock(block_size=7).random_mask(torch.rand(1, 1, 6, 6))
 
 
@@ -506,3 +507,36 @@ def test_functional_ops_reject_the_hyperparameters_their_modules_reject(call, me
     features = torch.rand(2, 4, 6, 6)
     with pytest.raises(ValueError, match=message):
         call(features)
+
+
+@pytest.mark.parametrize(("shape", "block_size", "p"), [((3, 5, 16, 16), 3, 0.1), ((2, 1, 9, 7), 5, 0.3), ((4, 2, 8, 8), 1, 0.2)])
+def test_random_block_mask_draws_what_torchvision_drop_block2d_draws(shape, block_size, p) -> None:
+    from torchvision.ops import drop_block2d
+
+    features = torch.rand(shape)
+    for seed in range(5):
+        ours = random_block_mask(features, block_size, p, generator=_gen(seed))
+        torch.manual_seed(seed)
+        theirs = (drop_block2d(torch.ones(shape[0], 1, *shape[2:]), p, block_size) > 0).float()
+        assert torch.equal(ours, theirs)
+
+
+def test_random_block_module_draws_a_fresh_generator_per_call_from_its_own() -> None:
+    """The control's masks: one seed per call from its generator (the draws of docs/results.json's runs)."""
+    features = torch.rand(2, 3, 12, 12)
+    module = RandomDropBlock(block_size=3, p=0.2, generator=_gen(7))
+    first, second = module.random_mask(features), module.random_mask(features)
+    seeds = _gen(7)
+    for mask in (first, second):
+        seed = int(torch.randint(0, 2**62, (1,), generator=seeds).item())
+        assert torch.equal(mask, random_block_mask(features, 3, 0.2, generator=_gen(seed)))
+    assert not torch.equal(first, second)
+
+
+def test_random_block_mask_checks_its_arguments() -> None:
+    with pytest.raises(ValueError, match="odd integer block_size"):
+        random_block_mask(torch.rand(1, 1, 8, 8), 2, 0.1)
+    with pytest.raises(ValueError, match="no larger than the 6x6 map"):
+        random_block_mask(torch.rand(1, 1, 6, 6), 7, 0.1)
+    with pytest.raises(ValueError, match="p is a probability"):
+        random_block_mask(torch.rand(1, 1, 8, 8), 3, 1.5)
