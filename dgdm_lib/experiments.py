@@ -124,17 +124,16 @@ def _beetles_config(run: BeetleRun):
 def beetle_loader(run: BeetleRun, split: str, batch_size: int | None = None, size: int | None = None):
     """The in-memory beetles loader of ``split`` for ``run``'s dataset settings.
 
-    Training batches are shuffled and flipped (``run.recipe``) by a generator seeded with
-    ``run.seed``; ``batch_size`` defaults to the recipe's for "train" and 64 otherwise.
+    Training batches are shuffled and flipped (``run.recipe``) in the order of
+    ``epoch_draws(run.seed, epoch)``; ``batch_size`` defaults to the recipe's for "train" and 64 otherwise.
     """
     from dgdm_lib.data import beetles_loader
 
     if size is None:
         size = {"train": run.schedule.train_size, "val": run.schedule.val_size, "test": run.schedule.test_size}[split]
     train = split == "train"
-    generator = torch.Generator().manual_seed(run.seed) if train else None
     batch_size = batch_size or (run.recipe.batch_size if train else 64)
-    return beetles_loader(split, batch_size=batch_size, generator=generator, hflip=run.recipe.hflip if train else None,
+    return beetles_loader(split, batch_size=batch_size, seed=run.seed, hflip=run.recipe.hflip if train else None,
                           config=_beetles_config(run), size=size)
 
 

@@ -65,8 +65,7 @@ def _beetles_data(cfg: Mapping[str, Any], train: bool) -> RunData:
             tensors = BeetlesTensors(load_beetles("train", size=cfg["train_size"], **common), split="train")
             loader = DistributedBatches(tensors, cfg["batch_size"], seed=cfg["seed"])
         else:
-            generator = torch.Generator().manual_seed(cfg["seed"])
-            loader = beetles_loader("train", cfg["batch_size"], generator=generator, size=cfg["train_size"], **common)
+            loader = beetles_loader("train", cfg["batch_size"], seed=cfg["seed"], size=cfg["train_size"], **common)
     return RunData(loader, val, test, bcfg.num_classes, "val")
 
 

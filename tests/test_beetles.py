@@ -345,7 +345,7 @@ def test_fast_loader_flips_boxes_with_their_masks_and_is_reproducible(tmp_path):
 
     def epoch(seed):
         loader = beetles_loader("val", batch_size=16, shuffle=True, hflip=True, size=40, root=tmp_path,
-                                generator=torch.Generator().manual_seed(seed))
+                                seed=seed)
         return list(loader)
 
     batches = epoch(0)

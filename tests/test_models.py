@@ -231,7 +231,7 @@ def test_a_new_erasing_method_trains_and_is_evaluated_through_the_registry(monke
     monkeypatch.setitem(METHODS, "left_half", MethodSpec(_EraseLeftHalf, {}, "Toy: erase the left half of F."))
     model = build_model("small", "left_half", num_classes=8)
     assert all(isinstance(m, _EraseLeftHalf) for m in model.attention_modules().values())
-    loader = beetles_loader("train", batch_size=16, size=32, generator=torch.Generator().manual_seed(0))
+    loader = beetles_loader("train", batch_size=16, size=32, seed=0)
     result = train(model, loader, epochs=1, progress=False)
     camset = collect_cams(model, beetles_loader("val", batch_size=16, size=16))
     assert len(result.step_losses) == 2 and camset.cams.shape == (16, 64, 64)

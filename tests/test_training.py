@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+from dgdm_lib.data.loaders import BeetlesLoader, epoch_draws
 from dgdm_lib.models import build_model
 from dgdm_lib.training import (
     CHECKPOINT_NAME,
@@ -201,3 +202,35 @@ def test_distributed_batches_give_each_rank_a_disjoint_share_of_every_epoch() ->
     for shard in shards:
         shard.set_epoch(1)
     assert [int(x) for images, _ in shards[0] for x in images[:, 0, 0, 0]] != seen[0]
+
+
+def test_epoch_draws_are_the_passes_of_one_running_generator() -> None:
+    """``epoch_draws(seed, e)`` on its own equals the e-th pass of a generator seeded once."""
+    running = torch.Generator().manual_seed(11)
+    for epoch in range(4):
+        order, flips = torch.randperm(30, generator=running), torch.rand(30, generator=running) < 0.5
+        again, again_flips = epoch_draws(30, seed=11, epoch=epoch)
+        assert torch.equal(order, again) and torch.equal(flips, again_flips)
+    assert not torch.equal(epoch_draws(30, 11, 0)[0], epoch_draws(30, 12, 0)[0])
+    with pytest.raises(ValueError, match="epoch must be >= 0"):
+        epoch_draws(30, 11, -1)
+
+
+def test_one_rank_of_distributed_batches_is_the_in_memory_loader() -> None:
+    """One sampler: a one-process torchrun run sees the batches of a plain run, epoch by epoch."""
+    data = TinyTensors(21)
+    plain = BeetlesLoader(data, batch_size=4, shuffle=True, hflip=True, seed=5)
+    sharded = DistributedBatches(data, batch_size=4, seed=5, rank=0, world_size=1)
+    for epoch in range(3):
+        plain.set_epoch(epoch)
+        sharded.set_epoch(epoch)
+        for (a, ta), (b, tb) in zip(plain, sharded, strict=True):
+            assert torch.equal(a, b) and torch.equal(ta["label"], tb["label"])
+
+
+def test_in_memory_loader_takes_the_next_epoch_on_each_pass_without_set_epoch() -> None:
+    data = TinyTensors(12)
+    loader = BeetlesLoader(data, batch_size=12, shuffle=True, seed=2)
+    first, second = (next(iter(loader))[1]["label"] for _ in range(2))
+    loader.set_epoch(1)
+    assert torch.equal(next(iter(loader))[1]["label"], second) and not torch.equal(first, second)

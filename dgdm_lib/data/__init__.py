@@ -29,6 +29,7 @@ from dgdm_lib.data.loaders import (
     DistributedBatches,
     beetles_loader,
     collate_wsol,
+    epoch_draws,
     make_loader,
 )
 from dgdm_lib.data.transforms import (
@@ -45,7 +46,8 @@ __all__ = [
     "BACKGROUNDS", "GENERATOR_VERSION", "PATTERNS", "SPLITS", "SPLIT_SIZES",
     "BeetlesArrays", "BeetlesConfig", "BeetlesDataset", "beetles_cache_dir", "format_summary",
     "generate_beetles", "head_colours", "load_beetles", "split_seed",
-    "BeetlesLoader", "BeetlesTensors", "DistributedBatches", "beetles_loader", "collate_wsol", "make_loader",
+    "BeetlesLoader", "BeetlesTensors", "DistributedBatches", "beetles_loader", "collate_wsol", "epoch_draws",
+    "make_loader",
     "IMAGENET_MEAN", "IMAGENET_STD", "beetles_transforms", "denormalize", "normalize", "standard_transforms",
     "CUB200", "WSOLMetadataDataset", "StanfordCars",
     "AnnotationError", "DatasetLayoutError", "ImageReadError",

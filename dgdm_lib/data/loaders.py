@@ -123,25 +123,51 @@ class BeetlesTensors:
         }
 
 
+def epoch_draws(n: int, seed: int, epoch: int, shuffle: bool = True,
+                hflip: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The order and the flips of pass ``epoch`` (from 0) over ``n`` samples: a function of
+    ``(seed, epoch)`` alone, the one sampler of the in-memory loaders.
+
+    A generator seeded with ``seed`` draws each pass in turn (a permutation of ``n``, then ``n``
+    coin flips), so pass ``epoch`` is its ``epoch + 1``-th draw; replaying the earlier passes costs
+    microseconds for the book's few thousand images and makes any epoch reproducible on its own
+    (resuming, or every rank of a distributed run). ``flips`` is None without ``hflip``.
+    """
+    if epoch < 0:
+        raise ValueError(f"epoch must be >= 0, got {epoch}")
+    generator = torch.Generator().manual_seed(int(seed))
+    order, flips = torch.arange(n), None
+    for _ in range(epoch + 1):
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        flips = torch.rand(n, generator=generator) < 0.5 if hflip else None
+    return order, flips
+
+
 class BeetlesLoader:
-    """Iterates a ``BeetlesTensors`` in batches; each pass reshuffles and redraws flips from ``generator``."""
+    """Iterates a ``BeetlesTensors`` in batches, in the order and with the flips of ``epoch_draws``.
+
+    ``set_epoch(e)`` (which ``training.train`` calls) picks the pass; without it each new pass over
+    the loader takes the next epoch, so two passes never repeat their order.
+    """
 
     def __init__(self, tensors: BeetlesTensors, batch_size: int = 64, shuffle: bool = False, hflip: bool = False,
-                 generator: torch.Generator | None = None, drop_last: bool = False):
+                 seed: int = 0, drop_last: bool = False):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.dataset = tensors
         self.batch_size, self.shuffle, self.hflip, self.drop_last = batch_size, shuffle, hflip, drop_last
-        self.generator = generator
+        self.seed, self.epoch = int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
-        n = len(self.dataset)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        flips = torch.rand(n, generator=self.generator) < 0.5 if self.hflip else None
+        order, flips = epoch_draws(len(self.dataset), self.seed, self.epoch, self.shuffle, self.hflip)
+        self.epoch += 1
         for k in range(len(self)):
             chunk = slice(k * self.batch_size, (k + 1) * self.batch_size)
             yield self.dataset.batch(order[chunk], None if flips is None else flips[chunk])
@@ -152,7 +178,7 @@ def beetles_loader(
     batch_size: int = 64,
     shuffle: bool | None = None,
     hflip: bool | None = None,
-    generator: torch.Generator | None = None,
+    seed: int = 0,
     config: BeetlesConfig | None = None,
     root: Path | str | None = None,
     base_seed: int = 0,
@@ -162,15 +188,15 @@ def beetles_loader(
 ) -> BeetlesLoader:
     """The fast path for CPU training: a beetles split kept in memory, batched without a DataLoader.
 
-    ``shuffle`` and ``hflip`` default to True for "train" and False otherwise; pass a seeded
-    ``generator`` for a reproducible order and flips. ``device`` moves the whole split there once.
+    ``shuffle`` and ``hflip`` default to True for "train" and False otherwise; the order and flips
+    of each epoch follow from ``seed`` (``epoch_draws``). ``device`` moves the whole split there once.
     """
     train = split == "train"
     arrays = load_beetles(split, config, root, base_seed, size)
     tensors = BeetlesTensors(arrays, split=split, device=device)
     return BeetlesLoader(
         tensors, batch_size=batch_size, shuffle=train if shuffle is None else shuffle,
-        hflip=train if hflip is None else hflip, generator=generator, drop_last=drop_last,
+        hflip=train if hflip is None else hflip, seed=seed, drop_last=drop_last,
     )
 
 
@@ -178,9 +204,10 @@ class DistributedBatches:
     """Shards an in-memory split across ranks, batch by batch, for ``torchrun`` runs.
 
     ``tensors`` is anything with ``len()`` and ``batch(indices, flip) -> (images, targets)``
-    (``BeetlesTensors``). Every epoch all ranks draw the same permutation
-    and flips from ``(seed, epoch)`` (call ``set_epoch``, as with ``DistributedSampler``), pad it
-    to a multiple of ``world_size`` by repeating its start, and take every ``world_size``-th index.
+    (``BeetlesTensors``). Every epoch all ranks take the same order and flips, ``epoch_draws(seed,
+    epoch)`` as ``BeetlesLoader`` (call ``set_epoch``, as with ``DistributedSampler``), pad it to a
+    multiple of ``world_size`` by repeating its start, and take every ``world_size``-th index; with
+    one rank the batches are ``BeetlesLoader``'s.
     """
 
     def __init__(
@@ -205,9 +232,8 @@ class DistributedBatches:
 
     def __iter__(self) -> Iterator[Batch]:
         n = len(self.dataset)
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
-        flips = torch.rand(n, generator=gen) < 0.5 if self.hflip else torch.zeros(n, dtype=torch.bool)
+        order, flips = epoch_draws(n, self.seed, self.epoch, self.shuffle, self.hflip)
+        flips = flips if flips is not None else torch.zeros(n, dtype=torch.bool)
         padded = self._per_rank() * self.world_size
         order = torch.cat([order, order[: padded - n]])
         flips = torch.cat([flips, flips[: padded - n]])
