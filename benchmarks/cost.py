@@ -113,8 +113,8 @@ def module_cases(generator_seed: int = 0) -> dict[str, nn.Module]:
     return {
         "ADL": ADL(),
         "CAGD": CAGD(),
-        "SAGD stage 1": SAGD(delta_l=0.0),
-        "SAGD stage 1+2": SAGD(),
+        "SAGD stage 1": SAGD(),
+        "SAGD stage 1+2": SAGD(delta_l=0.1),
         "DGDM": DGDM(),
         "RandomDropBlock": RandomDropBlock(block_size=3),
     }

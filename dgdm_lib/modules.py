@@ -290,14 +290,14 @@ def expand_blocks(region: Tensor, block_size: int) -> Tensor:
 
 def sagd_drop_region(
     features: Tensor,
-    delta_l: float = 0.1,
+    delta_l: float = 0.0,
     delta_h: float = 0.8,
     block_size: BlockSize = 3,
 ) -> dict[str, Tensor]:
     """SAGD's drop region and drop mask ``Mdrop2`` (paper 3.3) for a feature map ``F``.
 
     ``D = 1[An > delta_h]`` (stage 1, most discriminative) ``OR 1[An < delta_l]`` (stage 2,
-    background; off when ``delta_l = 0``), grown to blocks, ``Mdrop2 = 1 - D_block``. A constant
+    background; off with the default ``delta_l = 0``, the paper's 0.1 turns it on), grown to blocks, ``Mdrop2 = 1 - D_block``. A constant
     attention map normalises to zeros, so with ``delta_l > 0`` stage 2 marks all of it.
 
     Args:
@@ -573,10 +573,11 @@ class SAGD(_SpatialChoice):
 
     Training: ``F * Mdrop2`` with probability ``drop_rate``, else ``F * I``. ``Mdrop2 = 1 - D_block``
     where ``D = 1[An > delta_h] OR 1[An < delta_l]`` is grown into ``block_size`` blocks.
-    ``delta_l = 0`` gives stage 1 only; ``block_size = 1`` drops single pixels as ADL does.
+    ``SAGD()`` is stage 1 alone, as ``--method sagd`` is; ``SAGD(delta_l=0.1)`` adds stage 2 (the
+    background drop), as ``--method sagd12`` and DGDM do. ``block_size = 1`` drops single pixels as ADL does.
 
     Args:
-        delta_l: background threshold on ``An`` (stage 2); 0 switches stage 2 off.
+        delta_l: background threshold on ``An`` (stage 2); the default 0 switches stage 2 off.
         delta_h: discriminative-region threshold on ``An`` (stage 1).
         block_size: int >= 1, or ``"adaptive"`` = ``ceil(H / 7)``.
         drop_rate: probability of using ``Mdrop2`` rather than ``I``.
@@ -586,7 +587,7 @@ class SAGD(_SpatialChoice):
 
     def __init__(
         self,
-        delta_l: float = 0.1,
+        delta_l: float = 0.0,
         delta_h: float = 0.8,
         block_size: BlockSize = 3,
         drop_rate: float = 0.75,
@@ -626,12 +627,14 @@ class DGDM(_AttentionModule):
     maps come from ``F1``; the output is ``F1 * Mdrop2`` with probability ``drop_rate``, else
     ``F1 * I``. The two parts are the modules ``self.cagd`` and ``self.sagd``, sharing ``generator``
     (channel draws first, then the spatial choice), so ``DGDM(generator=g)`` equals ``CAGD(g)``
-    followed by ``SAGD(g)`` bit for bit, values and gradients (tested). ``use_cagd`` and
+    followed by ``SAGD(delta_l=0.1, generator=g)`` bit for bit, values and gradients (tested): DGDM's
+    SAGD runs both stages by default. ``use_cagd`` and
     ``use_sagd`` switch the parts off for the paper's ablation rows (see ``ABLATION_ROWS``).
 
     Args:
         beta, alpha, keep_ratio: CAGD's, see ``CAGD``.
-        delta_l, delta_h, block_size, drop_rate, per_sample: SAGD's, see ``SAGD``.
+        delta_l, delta_h, block_size, drop_rate, per_sample: SAGD's, see ``SAGD`` (but ``delta_l``
+            defaults to the paper's 0.1: stages 1 and 2).
         use_cagd, use_sagd: whether each part runs.
         generator: source of all draws.
     """

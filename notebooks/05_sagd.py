@@ -126,10 +126,11 @@ assert left["sagd_stage1"] < left["adl"] < left["random"]
 # In training the module returns `F * Mdrop2` with probability `drop_rate` (0.75) and `F * I`
 # otherwise, like ADL; in evaluation it returns `F`. The first term is **stage 1** (the most
 # discriminative region); the second, **stage 2**, erases the background and is off when
-# `delta_l = 0`. The paper gives no values for `delta_h` and `delta_l`: the book's defaults are
-# `delta_h = 0.8`, `delta_l = 0.1`, and we sweep both below. In the book's training runs, method
-# `"sagd"` is stage 1 only (`delta_l = 0`) and `"sagd12"` is both stages; chapter 06 adds CAGD in
-# front of them, which makes the full DGDM.
+# `delta_l = 0`. The paper gives no values for `delta_h` and `delta_l`: the book uses
+# `delta_h = 0.8` and, when stage 2 is on, `delta_l = 0.1`, and we sweep both below. `SAGD()` is
+# stage 1 alone (`delta_l = 0`) and `SAGD(delta_l=0.1)` both stages; the book's training runs name
+# them `"sagd"` and `"sagd12"` (also on the command line, `--method sagd`). Chapter 06 adds CAGD in
+# front of both stages, which makes the full DGDM.
 
 # %% [markdown]
 # ## Build it from scratch

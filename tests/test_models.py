@@ -235,3 +235,15 @@ def test_a_new_erasing_method_trains_and_is_evaluated_through_the_registry(monke
     result = train(model, loader, epochs=1, progress=False)
     camset = collect_cams(model, beetles_loader("val", batch_size=16, size=16))
     assert len(result.step_losses) == 2 and camset.cams.shape == (16, 64, 64)
+
+
+def test_method_sagd_is_the_module_sagd_and_sagd12_adds_stage_two() -> None:
+    """``--method sagd`` builds ``SAGD()`` (stage 1); ``sagd12`` and DGDM's SAGD are ``SAGD(delta_l=0.1)``."""
+    from dgdm_lib.modules import SAGD
+
+    def inserted(method):
+        return {repr(m) for m in build_model("small", method).attention_modules().values()}
+
+    assert inserted("sagd") == {repr(SAGD())} and SAGD().delta_l == 0.0
+    assert inserted("sagd12") == {repr(SAGD(delta_l=0.1))}
+    assert {repr(m.sagd) for m in build_model("small", "dgdm").attention_modules().values()} == {repr(SAGD(delta_l=0.1))}
