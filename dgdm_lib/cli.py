@@ -27,9 +27,9 @@ import numpy as np
 from dgdm_lib.stats import mean_sd_ci
 
 if TYPE_CHECKING:
-    from dgdm_lib.runs import RunData
+    from dgdm_lib.runs import RunConfig, RunData
 
-__all__ = ["build_parser", "format_table", "main"]
+__all__ = ["build_parser", "format_table", "main", "run_configs"]
 
 DATASETS = ("beetles", "cub", "wsol", "cars")
 TABLE_COLUMNS = (
@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
-def make_data(cfg: dict[str, Any], train: bool = True) -> Any:
+def make_data(cfg: RunConfig, train: bool = True) -> Any:
     """``dgdm_lib.runs.make_data``, with a dataset option the reader refuses (``--classes 999``)
     turned into an ``OptionError``."""
     from dgdm_lib.data.errors import AnnotationError
@@ -358,7 +358,7 @@ def make_data(cfg: dict[str, Any], train: bool = True) -> Any:
     except AnnotationError:
         raise
     except (ValueError, TypeError) as error:
-        raise OptionError(f"--dataset {cfg['dataset']}: {error}") from None
+        raise OptionError(f"--dataset {cfg.dataset}: {error}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,56 +408,56 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _build(cfg: dict[str, Any], num_classes: int) -> Any:
+def _build(cfg: RunConfig, num_classes: int) -> Any:
     from dgdm_lib.models import build_model
 
-    pretrained = _resolve_pretrained(cfg["pretrained"], cfg["arch"])
-    freeze = _resolve_freeze(cfg.get("freeze", "none"), cfg["arch"], pretrained)
-    return build_model(cfg["arch"], cfg["method"], num_classes=num_classes, positions=cfg["positions"],
-                       pretrained=pretrained, freeze=freeze, **dict(cfg["module_args"]))
+    pretrained = _resolve_pretrained(cfg.pretrained, cfg.arch)
+    freeze = _resolve_freeze(cfg.freeze, cfg.arch, pretrained)
+    return build_model(cfg.arch, cfg.method, num_classes=num_classes, positions=cfg.positions,
+                       pretrained=pretrained, freeze=freeze, **dict(cfg.module_args))
 
 
 def _save_figure(fig: Any, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def run_one(cfg: dict[str, Any], data: RunData | None = None) -> dict[str, Any] | None:
-    """Train (and evaluate) one configuration into ``cfg["out"]``; returns metrics on rank 0."""
+def run_one(cfg: RunConfig, data: RunData | None = None) -> dict[str, Any] | None:
+    """Train (and evaluate) one configuration into ``cfg.out``; returns metrics on rank 0."""
     from dgdm_lib.config import env_report, seed_everything
     from dgdm_lib.distributed import distributed_info
     from dgdm_lib.evaluation import collect_cams, evaluate_val_test
-    from dgdm_lib.training import CHECKPOINT_NAME, Recipe, train
+    from dgdm_lib.training import CHECKPOINT_NAME, train
     from dgdm_lib.views.cams import cam_figure
 
     info = distributed_info()
-    out = Path(cfg["out"])
+    out = Path(cfg.out)
     data = data or make_data(cfg)
-    seed_everything(cfg["seed"] + info.rank)  # after the data, so a cache miss does not shift the model's init
+    seed_everything(cfg.seed + info.rank)  # after the data, so a cache miss does not shift the model's init
     model = _build(cfg, data.num_classes)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / "config.json", {**cfg, "num_classes": data.num_classes, "model": model.build_config,
+        _write_json(out / "config.json", {**cfg.to_json(), "num_classes": data.num_classes, "model": model.build_config,
                                           "world_size": info.world_size, "environment": env_report()})
     result = train(
-        model, data.train, epochs=cfg["epochs"], **Recipe.from_mapping(cfg).train_arguments(), device=cfg["device"],
-        amp=cfg["amp"] if cfg["amp"] != "off" else False, bn_recalibrate=cfg["bn_recalibrate"],
-        checkpoint_dir=out, resume=cfg["resume"], progress=cfg["progress"], seed=cfg["seed"],
-        extra_state={"config": cfg},
+        model, data.train, epochs=cfg.epochs, **cfg.recipe.train_arguments(), device=cfg.device,
+        amp=cfg.amp if cfg.amp != "off" else False, bn_recalibrate=cfg.bn_recalibrate,
+        checkpoint_dir=out, resume=cfg.resume, progress=cfg.progress, seed=cfg.seed,
+        extra_state={"config": cfg.to_json()},
     )
     if not info.is_main:
         return None
-    metrics: dict[str, Any] = {"method": cfg["method"], "arch": cfg["arch"], "seed": cfg["seed"],
+    metrics: dict[str, Any] = {"method": cfg.method, "arch": cfg.arch, "seed": cfg.seed,
                                "train": result.to_dict(), "checkpoint": str(out / CHECKPOINT_NAME)}
-    if cfg["evaluate"]:
+    if cfg.evaluate:
         began = time.perf_counter()
         device = next(model.parameters()).device
-        protocol = _protocol(cfg["dataset"], cfg.get("upsample", "auto"), cfg.get("boxes", "auto"))
-        metrics["metrics"] = evaluate_val_test(model, data.val, data.test, device=device, tau=cfg["tau"], **protocol)
+        protocol = {"upsample": cfg.upsample, "boxes": cfg.boxes}
+        metrics["metrics"] = evaluate_val_test(model, data.val, data.test, device=device, tau=cfg.tau, **protocol)
         metrics["metrics"]["tau_chosen_on"] = data.tau_split
         metrics["protocol"] = protocol
         metrics["eval_seconds"] = time.perf_counter() - began
         camset = collect_cams(model, data.test, device, keep_images=8, max_images=8, **protocol)
-        _save_figure(cam_figure(camset, n=8, tau=cfg["tau"], name=cfg["method"]), out / "cams.png")
+        _save_figure(cam_figure(camset, n=8, tau=cfg.tau, name=cfg.method), out / "cams.png")
     _write_json(out / "metrics.json", metrics)
     return metrics
 
@@ -510,25 +510,40 @@ def _mean_rows(results: list[dict[str, Any]], methods: list[str]) -> list[dict[s
 # --------------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------------
-def _config_from_args(args: argparse.Namespace, method: str, seed: int, out: Path) -> dict[str, Any]:
-    from dgdm_lib.models import ARCHS
+def _config_from_args(args: argparse.Namespace, method: str, seed: int, out: Path) -> RunConfig:
+    """The ``RunConfig`` of one method and seed of the parsed options: the evaluation protocol,
+    the ``--set`` values and the architecture's optimiser defaults resolved."""
+    import dataclasses
 
-    keys = ("arch", "positions", "module_args", "pretrained", "epochs", "optimizer", "lr", "new_layer_lr_mult",
-            "schedule", "weight_decay", "momentum", "amp", "bn_recalibrate", "device", "resume", "progress", "tau",
-            "evaluate", "dataset", "data_root", "metadata_root", "wsol_name", "image_size", "batch_size",
-            "eval_batch_size", "workers", "pattern_contrast", "context_p", "data_seed", "train_size", "val_size",
-            "test_size", "classes", "val_per_class", "freeze")
-    cfg = {k: getattr(args, k) for k in keys}
-    cfg.update(_protocol(args.dataset, args.upsample, args.boxes))
-    cfg["data_root"] = str(cfg["data_root"]) if cfg["data_root"] else None
-    cfg["metadata_root"] = str(cfg["metadata_root"]) if cfg["metadata_root"] else None
+    from dgdm_lib.models import ARCHS
+    from dgdm_lib.runs import RunConfig
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if hasattr(args, f.name)}
     chosen = getattr(args, "methods", None) or [method]
-    cfg["module_args"] = _typed_module_args(cfg["module_args"], chosen)[method]
     recipe = {"optimizer": "adamw", "lr": 2e-3, **ARCHS[args.arch].recipe}
-    for key in ("optimizer", "lr"):
-        cfg[key] = recipe[key] if cfg[key] is None else cfg[key]
-    cfg.update(method=method, seed=seed, out=str(out))
-    return cfg
+    given.update(
+        _protocol(args.dataset, args.upsample, args.boxes),
+        data_root=str(args.data_root) if args.data_root else None,
+        metadata_root=str(args.metadata_root) if args.metadata_root else None,
+        module_args=_typed_module_args(args.module_args, chosen)[method],
+        optimizer=args.optimizer or recipe["optimizer"], lr=args.lr if args.lr is not None else recipe["lr"],
+        method=method, seed=seed, out=str(out),
+    )
+    return RunConfig.from_mapping(given)
+
+
+def run_configs(argv: list[str]) -> list[RunConfig]:
+    """The ``RunConfig`` of every run a ``train`` or ``compare`` command line would make, in order
+    (methods within seeds), without training: ``run_configs(["compare", "--methods", "cam,dgdm"])``."""
+    args = build_parser().parse_args(argv)
+    if args.command not in ("train", "compare"):
+        raise OptionError(f"run_configs reads train and compare command lines, not {args.command!r}")
+    if args.command == "train" and not args.methods:
+        args.method = args.method or "cam"
+        return [_config_from_args(args, args.method, args.seed, _train_out(args))]
+    _check_methods(args.methods)
+    runs = [(method, seed) for seed in _seeds(args) for method in args.methods]
+    return [_config_from_args(args, m, s, folder) for (m, s), folder in zip(runs, _run_folders(args))]
 
 
 def _setup(args: argparse.Namespace) -> Any:
@@ -579,7 +594,7 @@ def cmd_compare(args: argparse.Namespace) -> list[dict[str, Any]]:
             else:
                 _reseed(data.train, seed)  # same order and flips for every method of a seed
             if info.is_main:
-                print(f"== {method} seed {seed} -> {cfg['out']}", flush=True)
+                print(f"== {method} seed {seed} -> {cfg.out}", flush=True)
             metrics = run_one(cfg, data)
             if metrics is not None:
                 results.append(metrics)
@@ -625,24 +640,26 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from dgdm_lib.evaluation import collect_cams, evaluate_val_test
+    from dgdm_lib.runs import RunConfig
     from dgdm_lib.training import load_checkpoint, model_from_checkpoint
     from dgdm_lib.views.cams import cam_figure
 
     path = args.checkpoint or args.run / "checkpoint.pt"
     state = load_checkpoint(path)
-    cfg = dict((state.get("extra") or {}).get("config") or {})
+    recorded = dict((state.get("extra") or {}).get("config") or {})
     if args.run is not None and (args.run / "config.json").is_file():
-        cfg = json.loads((args.run / "config.json").read_text())
-    if not cfg:
+        recorded = json.loads((args.run / "config.json").read_text())
+    if not recorded:
         raise SystemExit(f"{path} records no run configuration: evaluate needs a checkpoint written by 'train'")
-    for key in ("data_root", "metadata_root", "eval_batch_size"):
-        if getattr(args, key) is not None:
-            cfg[key] = str(getattr(args, key)) if key != "eval_batch_size" else getattr(args, key)
+    overrides = {key: str(getattr(args, key)) for key in ("data_root", "metadata_root") if getattr(args, key) is not None}
+    if args.eval_batch_size is not None:
+        overrides["eval_batch_size"] = args.eval_batch_size
+    cfg = RunConfig.from_mapping(recorded).replace(evaluate=True, **overrides)
     model = model_from_checkpoint(path)
     if args.device:
         model.to(args.device)
-    protocol = _protocol(cfg.get("dataset", "beetles"), args.upsample, args.boxes)
-    data = make_data({**cfg, "evaluate": True}, train=False)
+    protocol = _protocol(cfg.dataset, args.upsample, args.boxes)
+    data = make_data(cfg, train=False)
     device = next(model.parameters()).device
     result = evaluate_val_test(model, data.val, data.test, device=device, tau=args.tau, **protocol)
     result["tau_chosen_on"] = data.tau_split
@@ -650,8 +667,8 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "evaluation.json", {"checkpoint": str(path), "metrics": result, "protocol": protocol})
     camset = collect_cams(model, data.test, device, keep_images=8, max_images=8, **protocol)
-    _save_figure(cam_figure(camset, n=8, tau=args.tau, name=cfg.get("method", "model")), out / "cams.png")
-    print(format_table([{"method": cfg.get("method", "model"), **result}]))
+    _save_figure(cam_figure(camset, n=8, tau=args.tau, name=cfg.method), out / "cams.png")
+    print(format_table([{"method": cfg.method, **result}]))
     return result
 
 
@@ -710,9 +727,9 @@ def _check_resumable(args: argparse.Namespace) -> None:
                                       "'train'); start a new run with --overwrite or another --out")
         now = _config_from_args(args, method, seed, folder)
         for key in RESUME_FIELDS:
-            if key in saved and _comparable(saved[key]) != _comparable(now.get(key)):
+            if key in saved and _comparable(saved[key]) != _comparable(getattr(now, key)):
                 raise ResumeMismatchError(
-                    f"cannot resume from {path}: {key} was {saved[key]!r} in that run, now {now.get(key)!r}; "
+                    f"cannot resume from {path}: {key} was {saved[key]!r} in that run, now {getattr(now, key)!r}; "
                     "resume with the same options, or start a new run with --overwrite or another --out")
 
 

@@ -106,6 +106,22 @@ class BeetleRun:
         # count, and training amplifies those rounding differences into different weights.
         return {**fields, "generator_version": GENERATOR_VERSION, "torch_threads": torch.get_num_threads()}
 
+    def run_config(self):
+        """This run as the command line would train it (a ``dgdm_lib.runs.RunConfig``): ``python -m
+        dgdm_lib train`` with these options gives the same network (tested)."""
+        from dgdm_lib.runs import RunConfig
+
+        if not self.recipe.hflip:
+            raise ValueError("the command line always flips beetles in training: a run with hflip=False has no "
+                             "command-line form")
+        recipe = {f.name: getattr(self.recipe, f.name) for f in dataclasses.fields(self.recipe) if f.name != "hflip"}
+        return RunConfig(
+            method=self.method, arch=self.arch, module_args=self.module_kwargs, seed=self.seed,
+            epochs=self.schedule.epochs, bn_recalibrate=self.bn_recalibrate, eval_batch_size=64, dataset="beetles",
+            pattern_contrast=self.pattern_contrast, context_p=self.context_p, train_size=self.schedule.train_size,
+            val_size=self.schedule.val_size, test_size=self.schedule.test_size, **recipe,
+        )
+
     def key(self) -> str:
         """File name of the trained model: the method, the seed and a hash of ``config()``."""
         return f"{self.method}-s{self.seed}-{config_hash(self.config())[:10]}"

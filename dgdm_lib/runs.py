@@ -1,13 +1,13 @@
-"""The data of a run, built from its configuration in one call: the loaders of train, val and
-test for the beetles or a real dataset, as the command line, the book and the benchmarks use them.
-
-``make_data(cfg)`` takes the run configuration (the dict a run writes to ``config.json``; keys
-``dataset``, ``data_root``, ``batch_size``, ``eval_batch_size``, ``seed``, ...) and returns a
-``RunData``. Every image file of every split is checked to exist before anything trains.
+"""A run's configuration and its data: ``RunConfig``, one typed value for what the command line,
+``config.json`` and the book's runs (``BeetleRun.run_config()``) train and evaluate; and
+``make_data(config) -> RunData``, the loaders of train, val and test for the beetles or a real
+dataset, built in one call. Every image file of every split is checked to exist before anything
+trains.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,8 +33,107 @@ from dgdm_lib.data.loaders import DistributedBatches
 from dgdm_lib.data.wsol_metadata import OBTAIN
 from dgdm_lib.distributed import distributed_info
 from dgdm_lib.models import ARCHS
+from dgdm_lib.training import Recipe
 
-__all__ = ["RunData", "make_data"]
+__all__ = ["RunConfig", "RunData", "make_data"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run is: the model, the training recipe, the data and the evaluation.
+
+    The command line builds it from its options (``python -m dgdm_lib train --help`` lists them
+    with these names, dashes for underscores), writes it flat to ``config.json`` (``to_json``) and
+    reads it back (``from_mapping``, which also takes older files: missing keys get defaults,
+    extra keys such as ``num_classes`` are ignored). ``BeetleRun.run_config()`` gives a book run's.
+    ``module_args`` are ``(name, value)`` pairs for the method's module (``--set``).
+    """
+
+    # the model
+    method: str = "cam"
+    arch: str = "small"
+    positions: tuple[str, ...] | None = None
+    module_args: tuple[tuple[str, Any], ...] = ()
+    pretrained: str = "auto"
+    freeze: str = "auto"
+    # training (the ``Recipe`` fields, flat as in config.json, and how to run)
+    seed: int = 0
+    epochs: int = 6
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    schedule: str = "onecycle"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    new_layer_lr_mult: float = 10.0
+    batch_size: int = 64
+    amp: str = "auto"
+    bn_recalibrate: bool = False
+    device: str | None = None
+    resume: bool = False
+    progress: bool = True
+    out: str = ""
+    # evaluation (``upsample`` / ``boxes``: the protocol; "auto" is resolved for the dataset)
+    evaluate: bool = True
+    tau: float = 0.2
+    upsample: str = "auto"
+    boxes: str = "auto"
+    eval_batch_size: int = 256
+    # data
+    dataset: str = "beetles"
+    data_root: str | None = None
+    metadata_root: str | None = None
+    wsol_name: str = "CUB"
+    image_size: int | None = None
+    workers: int = 0
+    pattern_contrast: float = 0.09
+    context_p: float = 0.0
+    data_seed: int = 0
+    train_size: int | None = None
+    val_size: int | None = None
+    test_size: int | None = None
+    classes: int | tuple[str, ...] | None = None
+    val_per_class: int = 5
+
+    def __post_init__(self) -> None:
+        real = self.dataset != "beetles"  # docs/methods.md, "Box conventions"
+        if self.upsample == "auto":
+            object.__setattr__(self, "upsample", "bicubic" if real else "bilinear")
+        if self.boxes == "auto":
+            object.__setattr__(self, "boxes", "reference" if real else "edges")
+
+    @property
+    def recipe(self) -> Recipe:
+        """The training settings that change the weights, as ``training.train`` takes them."""
+        return Recipe.from_mapping(dataclasses.asdict(self))
+
+    def to_json(self) -> dict[str, Any]:
+        """Flat and JSON-ready: the keys of ``config.json``."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> RunConfig:
+        """A configuration from ``config.json`` (or any mapping): known keys, lists made tuples."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: _frozen(v) for k, v in values.items() if k in known})
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **{k: _frozen(v) for k, v in changes.items()})
+
+
+def _frozen(value: Any) -> Any:
+    """Lists (from JSON or argparse) as tuples, so a configuration is hashable and compares equal."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def as_run_config(cfg: RunConfig | Mapping[str, Any]) -> RunConfig:
+    """``cfg`` itself, or the ``RunConfig`` of a mapping (a ``config.json`` read back)."""
+    return cfg if isinstance(cfg, RunConfig) else RunConfig.from_mapping(cfg)
 
 
 @dataclass
@@ -52,24 +151,24 @@ def _num_classes(dataset: Any) -> int:
     return int(getattr(dataset, "num_classes", 0) or len(dataset.classes))
 
 
-def _beetles_data(cfg: Mapping[str, Any], train: bool) -> RunData:
-    bcfg = BeetlesConfig(pattern_contrast=cfg["pattern_contrast"], context_p=cfg["context_p"])
-    common = {"config": bcfg, "root": cfg["data_root"], "base_seed": cfg["data_seed"]}
+def _beetles_data(cfg: RunConfig, train: bool) -> RunData:
+    bcfg = BeetlesConfig(pattern_contrast=cfg.pattern_contrast, context_p=cfg.context_p)
+    common = {"config": bcfg, "root": cfg.data_root, "base_seed": cfg.data_seed}
     _generate_on_rank_zero_first(common, cfg)
-    val = beetles_loader("val", cfg["eval_batch_size"], size=cfg["val_size"], **common)
-    test = beetles_loader("test", cfg["eval_batch_size"], size=cfg["test_size"], **common)
+    val = beetles_loader("val", cfg.eval_batch_size, size=cfg.val_size, **common)
+    test = beetles_loader("test", cfg.eval_batch_size, size=cfg.test_size, **common)
     loader = None
     if train:
         info = distributed_info()
         if info.enabled:
-            tensors = BeetlesTensors(load_beetles("train", size=cfg["train_size"], **common), split="train")
-            loader = DistributedBatches(tensors, cfg["batch_size"], seed=cfg["seed"])
+            tensors = BeetlesTensors(load_beetles("train", size=cfg.train_size, **common), split="train")
+            loader = DistributedBatches(tensors, cfg.batch_size, seed=cfg.seed)
         else:
-            loader = beetles_loader("train", cfg["batch_size"], seed=cfg["seed"], size=cfg["train_size"], **common)
+            loader = beetles_loader("train", cfg.batch_size, seed=cfg.seed, size=cfg.train_size, **common)
     return RunData(loader, val, test, bcfg.num_classes, "val")
 
 
-def _generate_on_rank_zero_first(common: dict[str, Any], cfg: Mapping[str, Any]) -> None:
+def _generate_on_rank_zero_first(common: dict[str, Any], cfg: RunConfig) -> None:
     """Under torchrun, rank 0 generates and caches the splits while the others wait, so no two
     processes write the same cache files."""
     info = distributed_info()
@@ -77,34 +176,34 @@ def _generate_on_rank_zero_first(common: dict[str, Any], cfg: Mapping[str, Any])
         return
     if info.is_main:
         for split in ("train", "val", "test"):
-            load_beetles(split, size=cfg[f"{split}_size"], **common)
+            load_beetles(split, size=getattr(cfg, f"{split}_size"), **common)
     dist.barrier()
 
 
-def _torch_loader(dataset: Any, cfg: Mapping[str, Any], train: bool) -> Any:
-    batch = cfg["batch_size"] if train else cfg["eval_batch_size"]
+def _torch_loader(dataset: Any, cfg: RunConfig, train: bool) -> Any:
+    batch = cfg.batch_size if train else cfg.eval_batch_size
     if train and distributed_info().enabled:
-        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg["seed"])
-        return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg["workers"],
-                          collate_fn=collate_wsol, pin_memory=torch.cuda.is_available(), persistent_workers=cfg["workers"] > 0)
-    generator = torch.Generator().manual_seed(cfg["seed"]) if train else None
-    return DataLoader(dataset, batch_size=batch, shuffle=train, generator=generator, num_workers=cfg["workers"],
-                      collate_fn=collate_wsol, pin_memory=torch.cuda.is_available(), persistent_workers=cfg["workers"] > 0)
+        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.seed)
+        return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg.workers,
+                          collate_fn=collate_wsol, pin_memory=torch.cuda.is_available(), persistent_workers=cfg.workers > 0)
+    generator = torch.Generator().manual_seed(cfg.seed) if train else None
+    return DataLoader(dataset, batch_size=batch, shuffle=train, generator=generator, num_workers=cfg.workers,
+                      collate_fn=collate_wsol, pin_memory=torch.cuda.is_available(), persistent_workers=cfg.workers > 0)
 
 
-def _real_data(cfg: Mapping[str, Any], train: bool) -> RunData:
-    crop = cfg["image_size"] or ARCHS[cfg["arch"]].input_size
+def _real_data(cfg: RunConfig, train: bool) -> RunData:
+    crop = cfg.image_size or ARCHS[cfg.arch].input_size
     resize = round(crop * 256 / 224)
     tf_train, tf_test = standard_transforms(True, resize, crop), standard_transforms(False, resize, crop)
-    root = cfg["data_root"]
-    if cfg["dataset"] == "wsol":
+    root = cfg.data_root
+    if cfg.dataset == "wsol":
         def make(split: str, tf: Any) -> Any:
-            return WSOLMetadataDataset(root, cfg["metadata_root"], split, tf, dataset=cfg["wsol_name"])
+            return WSOLMetadataDataset(root, cfg.metadata_root, split, tf, dataset=cfg.wsol_name)
 
         train_set, val_set, test_set = make("train", tf_train), make("val", tf_test), make("test", tf_test)
         split = "val"
-    elif cfg["dataset"] == "cub":
-        subset = {"classes": cfg.get("classes"), "val_per_class": cfg.get("val_per_class", 5)}
+    elif cfg.dataset == "cub":
+        subset = {"classes": cfg.classes, "val_per_class": cfg.val_per_class}
         train_set, test_set = CUB200(root, "train", tf_train, **subset), CUB200(root, "test", tf_test, **subset)
         if subset["val_per_class"] > 0:
             val_set, split = CUB200(root, "val", tf_test, **subset), "val"
@@ -114,7 +213,7 @@ def _real_data(cfg: Mapping[str, Any], train: bool) -> RunData:
     else:
         train_set, test_set = StanfordCars(root, "train", tf_train), StanfordCars(root, "test", tf_test)
         val_set, split = test_set, "test"
-        print(f"note: {cfg['dataset']} has no validation split here; tau is chosen on test (optimistic). "
+        print(f"note: {cfg.dataset} has no validation split here; tau is chosen on test (optimistic). "
               "Use --dataset wsol with wsolevaluation's metadata for a separate validation split.", file=sys.stderr)
     _check_splits(cfg, train_set if train else None, val_set, test_set)
     return RunData(
@@ -123,19 +222,19 @@ def _real_data(cfg: Mapping[str, Any], train: bool) -> RunData:
     )
 
 
-def _check_splits(cfg: Mapping[str, Any], train_set: Any, val_set: Any, test_set: Any) -> None:
+def _check_splits(cfg: RunConfig, train_set: Any, val_set: Any, test_set: Any) -> None:
     """Before the first training step: every image file of every split is on disk (``os.path``
     checks, nothing decoded), the evaluation splits' labels are classes the model has, and a
     wsolevaluation val/test split has the boxes evaluation needs."""
     for dataset in (train_set, val_set, test_set):
         if dataset is not None and hasattr(dataset, "check_files"):
             dataset.check_files()
-    if cfg["dataset"] != "wsol":
+    if cfg.dataset != "wsol":
         return
 
     classes = _num_classes(train_set) if train_set is not None else None
     for name, dataset in (("val", val_set), ("test", test_set)):
-        if cfg.get("evaluate", True) and not (dataset.folder / "localization.txt").is_file():
+        if cfg.evaluate and not (dataset.folder / "localization.txt").is_file():
             raise DatasetLayoutError(f"wsolevaluation metadata ({name})", dataset.folder,
                                      ["image_ids.txt", "class_labels.txt", "localization.txt"],
                                      OBTAIN + " Evaluation needs the boxes of this split.",
@@ -147,6 +246,8 @@ def _check_splits(cfg: Mapping[str, Any], train_set: Any, val_set: Any, test_set
                                       image_id)
 
 
-def make_data(cfg: Mapping[str, Any], train: bool = True) -> RunData:
-    """The loaders of the run ``cfg`` describes (``train=False``: val and test only)."""
-    return _beetles_data(cfg, train) if cfg["dataset"] == "beetles" else _real_data(cfg, train)
+def make_data(cfg: RunConfig | Mapping[str, Any], train: bool = True) -> RunData:
+    """The loaders of the run ``cfg`` describes (``train=False``: val and test only); a mapping
+    (a ``config.json`` read back) is read as a ``RunConfig``."""
+    cfg = as_run_config(cfg)
+    return _beetles_data(cfg, train) if cfg.dataset == "beetles" else _real_data(cfg, train)

@@ -38,6 +38,7 @@ import torch
 from IPython.display import Image, display
 from torch.utils.data import Subset
 
+from dgdm_lib.cli import run_configs
 from dgdm_lib.config import data_dir, env_report, get_device, quick_mode, repo_root
 from dgdm_lib.data import (
     CUB200,
@@ -50,6 +51,7 @@ from dgdm_lib.data import (
 from dgdm_lib.models import PretrainedWeightsError, build_model, torchvision_cache_file
 from dgdm_lib.photos import cub_root, imagenet_class_names, imagenet_root
 from dgdm_lib.plotting import show_samples
+from dgdm_lib.runs import make_data
 from dgdm_lib.views.attention import features_at_positions
 
 print(env_report())
@@ -254,6 +256,30 @@ command = [
     "--schedule", "cosine", "--batch-size", "32", "--epochs", str(EPOCHS), "--workers", "4", "--out", str(RUN_DIR),
 ]
 print(" ".join(["python", *command[1:]]))
+
+# %% [markdown]
+# ## The same runs, from Python
+#
+# The command line is a thin layer over the library. It turns its options into one `RunConfig` per
+# method and seed (`dgdm_lib.runs`), the value each run folder's `config.json` records, and
+# `make_data(config)` builds a run's train, val and test loaders in one call, for the beetles or a
+# real dataset, after checking that every image file is on disk. `run_configs` reads a command line
+# into its configurations without training anything, so you can look at (or change) a run before
+# you start it, or drive the library from your own script:
+
+# %%
+configs = run_configs(command[3:])  # the words after "python -m dgdm_lib"
+for config in configs:
+    print(f"{config.method:5s} seed {config.seed}: {config.dataset}, {config.arch}, {config.optimizer} lr {config.lr}, "
+          f"{config.epochs} epochs, tau chosen with {config.val_per_class} held-out images per class -> {config.out}")
+assert [c.method for c in configs] == ["cam", "adl", "dgdm"]
+if HAVE_CUB:
+    data = make_data(configs[-1].replace(workers=0))  # no loader processes: here we only count the images
+    sizes = {split: len(getattr(data, split).dataset) for split in ("train", "val", "test")}
+    print(f"\nCUB in one call: {sizes} images, {data.num_classes} classes; tau is chosen on {data.tau_split}")
+    assert data.tau_split == "val" and min(sizes.values()) > 0
+else:
+    print("\nCUB is not here, so there are no loaders to build (the table above says what to get).")
 
 # %% [markdown]
 # The next cell runs that command, but only where it makes sense: CUB and the weights present, a GPU,

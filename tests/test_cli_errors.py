@@ -31,7 +31,7 @@ def _cfg(argv: list[str], method: str | None = None) -> dict:
                                            ("TRUE", True), ("yes", True), ("1", True), ("on", True)])
 def test_set_parses_booleans_strictly(word: str, expected: bool) -> None:
     cfg = _cfg(["train", "--method", "dgdm", "--set", f"use_cagd={word}", "--set", f"per_sample={word}"])
-    assert cfg["module_args"] == [["use_cagd", expected], ["per_sample", expected]]
+    assert cfg.to_json()["module_args"] == [["use_cagd", expected], ["per_sample", expected]]
     model = _build(cfg, 8)
     found = [m for m in model.modules() if type(m).__name__ == "DGDM"]
     assert found and all(m.use_cagd is expected and m.per_sample is expected for m in found)
@@ -40,8 +40,8 @@ def test_set_parses_booleans_strictly(word: str, expected: bool) -> None:
 def test_set_types_ints_floats_and_block_size() -> None:
     cfg = _cfg(["train", "--method", "dgdm", "--set", "delta_h=0.7", "--set", "block_size=adaptive",
                 "--set", "beta=3", "--set", "keep_ratio=none"])
-    assert cfg["module_args"] == [["delta_h", 0.7], ["block_size", "adaptive"], ["beta", 3.0], ["keep_ratio", None]]
-    assert _cfg(["train", "--method", "sagd", "--set", "block_size=5"])["module_args"] == [["block_size", 5]]
+    assert cfg.to_json()["module_args"] == [["delta_h", 0.7], ["block_size", "adaptive"], ["beta", 3.0], ["keep_ratio", None]]
+    assert _cfg(["train", "--method", "sagd", "--set", "block_size=5"]).to_json()["module_args"] == [["block_size", 5]]
 
 
 @pytest.mark.parametrize("pair,accepted", [("use_cagd=maybe", "true/false"), ("block_size=2.5", "'adaptive'"),
@@ -91,9 +91,9 @@ def test_overwrite_replaces_an_earlier_run(tmp_path, monkeypatch) -> None:
 # ---- item 12: --set goes to the chosen methods that take it ----------------------------------------
 def test_compare_gives_each_set_key_only_to_the_methods_that_take_it() -> None:
     argv = ["compare", "--methods", "cam,adl,dgdm", "--set", "delta_h=0.7", "--set", "gamma=0.9"]
-    assert _cfg(argv, "cam")["module_args"] == []
-    assert _cfg(argv, "adl")["module_args"] == [["gamma", 0.9]]
-    assert _cfg(argv, "dgdm")["module_args"] == [["delta_h", 0.7]]
+    assert _cfg(argv, "cam").to_json()["module_args"] == []
+    assert _cfg(argv, "adl").to_json()["module_args"] == [["gamma", 0.9]]
+    assert _cfg(argv, "dgdm").to_json()["module_args"] == [["delta_h", 0.7]]
 
 
 @pytest.mark.parametrize("argv", [["train", "--method", "cam", "--set", "delta_h=0.7"],

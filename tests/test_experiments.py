@@ -94,3 +94,21 @@ def test_the_book_trains_with_its_runs_recipe(monkeypatch) -> None:
         experiments.trained_model(run, progress=False)
     assert {k: seen[k] for k in recipe.train_arguments()} == recipe.train_arguments()
     assert (seen["batch_size"], seen["hflip"]) == (16, False)
+
+
+@pytest.mark.parametrize("method", ["cam", "dgdm"])
+def test_a_book_run_and_its_command_line_form_train_the_same_network(monkeypatch, tmp_path, method):
+    """One run configuration: ``BeetleRun.run_config()`` run by the command line's ``run_one``."""
+    from dgdm_lib.cli import run_one
+    from dgdm_lib.experiments import BeetleRun, Schedule, trained_model
+    from dgdm_lib.training import load_checkpoint
+
+    monkeypatch.setenv("DGDM_DATA", str(tmp_path / "data"))
+    tiny = Schedule(epochs=1, train_size=64, val_size=8, test_size=8)
+    run = BeetleRun.of(method, schedule=tiny, **({"delta_h": 0.7} if method == "dgdm" else {}))
+    book = trained_model(run, progress=False).state_dict()
+    cfg = run.run_config().replace(out=str(tmp_path / "run"), evaluate=False, progress=False)
+    assert dict(cfg.module_args) == dict(run.module_kwargs) and cfg.recipe == run.recipe
+    run_one(cfg)
+    cli = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["model"]
+    assert book.keys() == cli.keys() and all(torch.equal(book[k], cli[k]) for k in book)
