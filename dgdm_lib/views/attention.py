@@ -417,11 +417,11 @@ def sagd_view(
     stage 1; blue: ``An < delta_l``, stage 2) with the cells that block expansion adds in pale
     yellow; what the next layer keeps with ``Mdrop2 = 1 - D_block`` (dropped cells darkened).
     """
-    if not 0.0 <= delta_l < delta_h <= 1.0:
-        return _message_figure(f"SAGD needs 0 <= delta_l < delta_h <= 1; got delta_l={delta_l:.2f}, "
-                               f"delta_h={delta_h:.2f}: move one of the sliders")
     features, images = _as_batch(features, images)
-    maps = sagd_drop_region(features, delta_l, delta_h, block_size)
+    try:  # the functional op checks the thresholds; a slider pair it refuses becomes a message, not a traceback
+        maps = sagd_drop_region(features, delta_l, delta_h, block_size)
+    except ValueError as error:
+        return _message_figure(f"{error}.\nMove one of the sliders.")
     size = images.shape[1]
     grid = {k: _grid_to_pixels(maps[k][:, 0].numpy(), size) for k in ("normalized_attention", "stage1", "stage2", "region")}
     region_row = _paint(images * 0.6 + 0.4, grid["region"] > 0, _BLOCK_GROWTH_COLOR, 0.9)
@@ -631,6 +631,6 @@ def drop_area_curve_view(
 
 
 def _message_figure(text: str) -> Figure:
-    fig = Figure(figsize=(6.0, 0.8), dpi=_DPI)
+    fig = Figure(figsize=(6.0, 1.0), dpi=_DPI)
     fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, wrap=True)
     return fig
