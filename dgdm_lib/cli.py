@@ -517,8 +517,10 @@ def _config_from_args(args: argparse.Namespace, method: str, seed: int, out: Pat
 
     from dgdm_lib.models import ARCHS
     from dgdm_lib.runs import RunConfig
+    from dgdm_lib.training import Recipe
 
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if hasattr(args, f.name)}
+    names = [f.name for f in (*dataclasses.fields(RunConfig), *dataclasses.fields(Recipe))]
+    given = {name: getattr(args, name) for name in names if hasattr(args, name)}
     chosen = getattr(args, "methods", None) or [method]
     recipe = {"optimizer": "adamw", "lr": 2e-3, **ARCHS[args.arch].recipe}
     given.update(
@@ -727,9 +729,9 @@ def _check_resumable(args: argparse.Namespace) -> None:
                                       "'train'); start a new run with --overwrite or another --out")
         now = _config_from_args(args, method, seed, folder)
         for key in RESUME_FIELDS:
-            if key in saved and _comparable(saved[key]) != _comparable(getattr(now, key)):
+            if key in saved and _comparable(saved[key]) != _comparable(now.to_json()[key]):
                 raise ResumeMismatchError(
-                    f"cannot resume from {path}: {key} was {saved[key]!r} in that run, now {getattr(now, key)!r}; "
+                    f"cannot resume from {path}: {key} was {saved[key]!r} in that run, now {now.to_json()[key]!r}; "
                     "resume with the same options, or start a new run with --overwrite or another --out")
 
 

@@ -111,15 +111,11 @@ class BeetleRun:
         dgdm_lib train`` with these options gives the same network (tested)."""
         from dgdm_lib.runs import RunConfig
 
-        if not self.recipe.hflip:
-            raise ValueError("the command line always flips beetles in training: a run with hflip=False has no "
-                             "command-line form")
-        recipe = {f.name: getattr(self.recipe, f.name) for f in dataclasses.fields(self.recipe) if f.name != "hflip"}
         return RunConfig(
             method=self.method, arch=self.arch, module_args=self.module_kwargs, seed=self.seed,
-            epochs=self.schedule.epochs, bn_recalibrate=self.bn_recalibrate, eval_batch_size=64, dataset="beetles",
-            pattern_contrast=self.pattern_contrast, context_p=self.context_p, train_size=self.schedule.train_size,
-            val_size=self.schedule.val_size, test_size=self.schedule.test_size, **recipe,
+            epochs=self.schedule.epochs, recipe=self.recipe, bn_recalibrate=self.bn_recalibrate, eval_batch_size=64,
+            dataset="beetles", pattern_contrast=self.pattern_contrast, context_p=self.context_p,
+            train_size=self.schedule.train_size, val_size=self.schedule.val_size, test_size=self.schedule.test_size,
         )
 
     def key(self) -> str:

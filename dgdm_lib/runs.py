@@ -43,10 +43,11 @@ class RunConfig:
     """Everything one run is: the model, the training recipe, the data and the evaluation.
 
     The command line builds it from its options (``python -m dgdm_lib train --help`` lists them
-    with these names, dashes for underscores), writes it flat to ``config.json`` (``to_json``) and
-    reads it back (``from_mapping``, which also takes older files: missing keys get defaults,
-    extra keys such as ``num_classes`` are ignored). ``BeetleRun.run_config()`` gives a book run's.
-    ``module_args`` are ``(name, value)`` pairs for the method's module (``--set``).
+    with these names, dashes for underscores), writes it flat to ``config.json`` (``to_json``: the
+    recipe's fields sit beside the others, as the options do) and reads it back (``from_mapping``,
+    which also takes older files: missing keys get defaults, extra keys such as ``num_classes`` are
+    ignored). ``BeetleRun.run_config()`` gives a book run's. ``module_args`` are ``(name, value)``
+    pairs for the method's module (``--set``).
     """
 
     # the model
@@ -56,16 +57,11 @@ class RunConfig:
     module_args: tuple[tuple[str, Any], ...] = ()
     pretrained: str = "auto"
     freeze: str = "auto"
-    # training (the ``Recipe`` fields, flat as in config.json, and how to run)
+    # training: what changes the weights (``recipe``: optimiser, lr, schedule, batch size, flips...)
+    # and how to run
     seed: int = 0
     epochs: int = 6
-    optimizer: str = "adamw"
-    lr: float = 2e-3
-    schedule: str = "onecycle"
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    new_layer_lr_mult: float = 10.0
-    batch_size: int = 64
+    recipe: Recipe = Recipe()
     amp: str = "auto"
     bn_recalibrate: bool = False
     device: str | None = None
@@ -101,22 +97,23 @@ class RunConfig:
         if self.boxes == "auto":
             object.__setattr__(self, "boxes", "reference" if real else "edges")
 
-    @property
-    def recipe(self) -> Recipe:
-        """The training settings that change the weights, as ``training.train`` takes them."""
-        return Recipe.from_mapping(dataclasses.asdict(self))
-
     def to_json(self) -> dict[str, Any]:
         """Flat and JSON-ready: the keys of ``config.json``."""
-        return _plain(dataclasses.asdict(self))
+        fields = dataclasses.asdict(self)
+        return _plain({**fields, **fields.pop("recipe")})
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> RunConfig:
-        """A configuration from ``config.json`` (or any mapping): known keys, lists made tuples."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: _frozen(v) for k, v in values.items() if k in known})
+        """A configuration from ``config.json`` (or any flat mapping): known keys, lists made tuples."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"recipe"}
+        return cls(recipe=Recipe.from_mapping(values), **{k: _frozen(v) for k, v in values.items() if k in known})
 
     def replace(self, **changes: Any) -> RunConfig:
+        """A copy with ``changes``; a recipe field (``lr=...``) changes the recipe."""
+        recipe_fields = {f.name for f in dataclasses.fields(Recipe)}
+        recipe = {k: changes.pop(k) for k in list(changes) if k in recipe_fields}
+        if recipe:
+            changes["recipe"] = dataclasses.replace(changes.get("recipe", self.recipe), **recipe)
         return dataclasses.replace(self, **{k: _frozen(v) for k, v in changes.items()})
 
 
@@ -162,9 +159,10 @@ def _beetles_data(cfg: RunConfig, train: bool) -> RunData:
         info = distributed_info()
         if info.enabled:
             tensors = BeetlesTensors(load_beetles("train", size=cfg.train_size, **common), split="train")
-            loader = DistributedBatches(tensors, cfg.batch_size, seed=cfg.seed)
+            loader = DistributedBatches(tensors, cfg.recipe.batch_size, hflip=cfg.recipe.hflip, seed=cfg.seed)
         else:
-            loader = beetles_loader("train", cfg.batch_size, seed=cfg.seed, size=cfg.train_size, **common)
+            loader = beetles_loader("train", cfg.recipe.batch_size, seed=cfg.seed, hflip=cfg.recipe.hflip,
+                                    size=cfg.train_size, **common)
     return RunData(loader, val, test, bcfg.num_classes, "val")
 
 
@@ -181,7 +179,7 @@ def _generate_on_rank_zero_first(common: dict[str, Any], cfg: RunConfig) -> None
 
 
 def _torch_loader(dataset: Any, cfg: RunConfig, train: bool) -> Any:
-    batch = cfg.batch_size if train else cfg.eval_batch_size
+    batch = cfg.recipe.batch_size if train else cfg.eval_batch_size
     if train and distributed_info().enabled:
         sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.seed)
         return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg.workers,
@@ -194,7 +192,7 @@ def _torch_loader(dataset: Any, cfg: RunConfig, train: bool) -> Any:
 def _real_data(cfg: RunConfig, train: bool) -> RunData:
     crop = cfg.image_size or ARCHS[cfg.arch].input_size
     resize = round(crop * 256 / 224)
-    tf_train, tf_test = standard_transforms(True, resize, crop), standard_transforms(False, resize, crop)
+    tf_train, tf_test = standard_transforms(True, resize, crop, hflip=cfg.recipe.hflip), standard_transforms(False, resize, crop)
     root = cfg.data_root
     if cfg.dataset == "wsol":
         def make(split: str, tf: Any) -> Any:

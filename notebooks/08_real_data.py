@@ -270,7 +270,7 @@ print(" ".join(["python", *command[1:]]))
 # %%
 configs = run_configs(command[3:])  # the words after "python -m dgdm_lib"
 for config in configs:
-    print(f"{config.method:5s} seed {config.seed}: {config.dataset}, {config.arch}, {config.optimizer} lr {config.lr}, "
+    print(f"{config.method:5s} seed {config.seed}: {config.dataset}, {config.arch}, {config.recipe.optimizer} lr {config.recipe.lr}, "
           f"{config.epochs} epochs, tau chosen with {config.val_per_class} held-out images per class -> {config.out}")
 assert [c.method for c in configs] == ["cam", "adl", "dgdm"]
 if HAVE_CUB:

@@ -29,8 +29,8 @@ def test_the_command_line_resolves_each_architectures_optimiser_defaults() -> No
     parse = build_parser().parse_args
     lite0 = _config_from_args(parse(["train", "--arch", "lite0", "--dataset", "cub"]), "cam", 0, "x")
     small = _config_from_args(parse(["train"]), "cam", 0, "x")
-    assert (lite0.optimizer, lite0.lr, lite0.upsample, lite0.boxes) == ("sgd", 0.01, "bicubic", "reference")
-    assert (small.optimizer, small.lr, small.upsample, small.boxes) == ("adamw", 2e-3, "bilinear", "edges")
+    assert (lite0.recipe.optimizer, lite0.recipe.lr, lite0.upsample, lite0.boxes) == ("sgd", 0.01, "bicubic", "reference")
+    assert (small.recipe.optimizer, small.recipe.lr, small.upsample, small.boxes) == ("adamw", 2e-3, "bilinear", "edges")
 
 
 def test_run_configs_lists_the_runs_of_a_compare_command_in_their_folders(tmp_path) -> None:
@@ -41,3 +41,9 @@ def test_run_configs_lists_the_runs_of_a_compare_command_in_their_folders(tmp_pa
     assert [(c.method, c.seed) for c in configs] == [("cam", 0), ("dgdm", 0), ("cam", 1), ("dgdm", 1)]
     assert configs[1].out == str(tmp_path / "dgdm-s0") and configs[1].boxes == "reference"
     assert RunConfig(dataset="cub").upsample == "bicubic" and RunConfig().upsample == "bilinear"
+
+
+def test_a_recipe_field_given_to_replace_changes_the_recipe() -> None:
+    cfg = RunConfig().replace(lr=0.05, batch_size=16, workers=2)
+    assert cfg.recipe == Recipe(lr=0.05, batch_size=16) and cfg.workers == 2
+    assert RunConfig.from_mapping(cfg.to_json()) == cfg

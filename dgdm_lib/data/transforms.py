@@ -21,10 +21,11 @@ def _to_float_normalized(mean: Sequence[float], std: Sequence[float]) -> list[v2
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std))]
 
 
-def standard_transforms(train: bool, resize: int = 256, crop: int = 224) -> v2.Compose:
+def standard_transforms(train: bool, resize: int = 256, crop: int = 224, hflip: bool = True) -> v2.Compose:
     """The usual WSOL transforms (as in "Evaluating WSOL Methods Right").
 
-    train: resize to (resize, resize), random crop (crop, crop), horizontal flip with p = 0.5;
+    train: resize to (resize, resize), random crop (crop, crop), horizontal flip with p = 0.5 (unless
+    ``hflip`` is False);
     test: resize to (crop, crop). Then float in [0, 1] and ImageNet normalisation. Boxes are
     clamped to the image after the crop, and a box the crop removed entirely is dropped.
     """
@@ -36,7 +37,7 @@ def standard_transforms(train: bool, resize: int = 256, crop: int = 224) -> v2.C
         geometry = [
             v2.Resize((resize, resize), antialias=True),
             v2.RandomCrop(crop),
-            v2.RandomHorizontalFlip(p=0.5),
+            *([v2.RandomHorizontalFlip(p=0.5)] if hflip else []),
             v2.ClampBoundingBoxes(),
             v2.SanitizeBoundingBoxes(min_size=1, labels_getter=None),
         ]
