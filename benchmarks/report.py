@@ -150,12 +150,6 @@ def _fmt_load(load: list[float] | None) -> str:
     return "n/a" if not load else " / ".join(f"{x:.2f}" for x in load)
 
 
-#: The paper's section numbers, for claims whose stored source (results.json written by an older
-#: benchmarks/accuracy.py) cites the block-size and beta studies as Sec. 4.3: they are in Sec. 4.2.
-PAPER_CITATIONS = {"Sec. 4.3, block-size study": "Sec. 4.2, block-size study",
-                   "Sec. 4.3, beta study": "Sec. 4.2, beta study"}
-
-
 def _claims_section(results: dict[str, Any]) -> list[str]:
     acc = results.get("accuracy")
     lines = ["## Which of the paper's claims hold here", ""]
@@ -182,7 +176,7 @@ def _claims_section(results: dict[str, Any]) -> list[str]:
                 cells.append(f"{signed(m)} **{m['verdict']}**")
         if "top1_clas" in claim["metrics"]:
             cells = [f"Top-1 Clas {cells[0]}", "", ""]
-        rows.append([f"{claim['claim']} ({PAPER_CITATIONS.get(claim['source'], claim['source'])})", *cells])
+        rows.append([f"{claim['claim']} ({claim['source']})", *cells])
     cost = results.get("cost", {}).get("devices", {})
     for name, entry in cost.items():
         target = entry["target_ratio"]
