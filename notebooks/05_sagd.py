@@ -374,7 +374,9 @@ display(Markdown(results_table(results)))
 # %% [markdown]
 # The benchmark (`make bench`) trained the same runs on seeds 0, 1 and 2 and measured them on 500
 # test images. Its per-seed values, from `docs/results.json`, are the reference for your single run
-# (the random-block control there is `p = 0.1`):
+# (the random-block control there is `p = 0.1`). Your seed 0 need not equal its seed 0: the
+# benchmark trains with one CPU thread, your run with this machine's count, and another count sums
+# in another order (chapter 00), so expect the same signs, not the same decimals:
 
 # %%
 BENCH_ROWS = {"CAM": "CAM", "SAGD stage 1": "SAGD stage 1", "SAGD stages 1+2": "SAGD stage 1+2",
