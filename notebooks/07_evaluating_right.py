@@ -328,8 +328,17 @@ def bench_first(key: str) -> str:
     return " / ".join(max(per_name, key=lambda name: per_name[name][s]) for s in seeds)
 
 
+def ranked_line(key: str, names: list[str]) -> str:
+    """``names`` (best first) with their values at ``key``, joined by ">" or by "=" where the printed values tie."""
+    shown = [f"{results[name][key]:.1f}" for name in names]
+    line = f"{names[0]} {shown[0]}"
+    for k in range(1, len(names)):
+        line += (" = " if shown[k] == shown[k - 1] else " > ") + f"{names[k]} {shown[k]}"
+    return line
+
+
 for key, label in RANKED.items():
-    print(f"{label:13s}", " > ".join(f"{name} {results[name][key]:.1f}" for name in ranking(key)))
+    print(f"{label:13s}", ranked_line(key, ranking(key)))
 lines = ["| measure | first in your run | spread, your run | first on benchmark seeds 0 / 1 / 2 |", "|---|---|---|---|"]
 lines += [f"| {label} | {ranking(key)[0]} | {spread(key):.1f} | {bench_first(key)} |" for key, label in RANKED.items()]
 display(Markdown("\n".join(lines)))
@@ -463,7 +472,7 @@ assert curves["ADL"].at(adl_best) >= curves["ADL"].at(adl_val)
 # %%
 for key in ("maxboxacc_v2@0.5", "maxboxacc_v2@0.7"):
     order = sorted(results, key=lambda name: -results[name][key])
-    print(f"{key}:", " > ".join(f"{name} {results[name][key]:.1f}" for name in order))
+    print(f"{key}:", ranked_line(key, order))
 
 # %% [markdown]
 # At IoU 0.7 a box must fit tightly, and every method scores much lower; compare the two orders
