@@ -278,12 +278,13 @@ shares_view(results)
 means = {name: region_means(cs) for name, cs in camsets.items()}
 for name, m in means.items():
     print(f"{name:9s} head {m['head']:.2f}  body {m['body']:.2f}  background {m['background']:.2f}  "
-          f"body/head {m['body'] / m['head']:.2f}")
+          f"body/head mean value {m['body'] / m['head']:.2f}")
 region_means_view(means)
 
 # %% [markdown]
 # Erasing the peak during training (stage 1) took mass off the head, which is the point of it:
-# relative to the head, the body gets more of the map (the body/head ratio printed below rises).
+# relative to the head, the body gets more of the map (the body/head *mass* ratio printed below
+# rises; the ratio above compares mean values per pixel).
 # But as a share of the whole map, what the head lost went to the background: on each of the
 # benchmark's seeds stage 1 put a smaller share of its mass on the head and a larger one on the
 # background than CAM. At a fixed `tau` a flatter map gives a bigger box, which helps on beetles (big objects)
