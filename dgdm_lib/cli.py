@@ -297,13 +297,14 @@ def _add_protocol_options(g: Any) -> None:
 
 
 def _protocol(dataset: str, upsample: str, boxes: str) -> dict[str, str]:
-    """The evaluation protocol a run uses, with "auto" resolved per dataset (recorded in the run)."""
-    real = dataset != "beetles"
-    if boxes == "reference" and not real:
-        raise OptionError("--boxes reference converts annotations of real photographs; the beetles' boxes are exact "
-                          "pixel boxes: use --boxes edges (or auto)")
-    return {"upsample": ("bicubic" if real else "bilinear") if upsample == "auto" else upsample,
-            "boxes": ("reference" if real else "edges") if boxes == "auto" else boxes}
+    """The evaluation protocol a run uses, with "auto" resolved per dataset (``runs.run_protocol``;
+    recorded in the run)."""
+    from dgdm_lib.runs import run_protocol
+
+    try:
+        return run_protocol(dataset, upsample, boxes)
+    except ValueError as error:
+        raise OptionError(f"--boxes {boxes}: {error}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -540,11 +541,18 @@ def run_configs(argv: list[str]) -> list[RunConfig]:
     args = build_parser().parse_args(argv)
     if args.command not in ("train", "compare"):
         raise OptionError(f"run_configs reads train and compare command lines, not {args.command!r}")
-    if args.command == "train" and not args.methods:
-        args.method = args.method or "cam"
-        return [_config_from_args(args, args.method, args.seed, _train_out(args))]
-    _check_methods(args.methods)
-    runs = [(method, seed) for seed in _seeds(args) for method in args.methods]
+    if getattr(args, "methods", None):
+        _check_methods(args.methods)
+    return _configs(args)
+
+
+def _configs(args: argparse.Namespace) -> list[RunConfig]:
+    """One ``RunConfig`` per run the parsed ``train``/``compare`` options make, methods within seeds,
+    each with its run folder (``_run_folders``)."""
+    if getattr(args, "methods", None):
+        runs = [(method, seed) for seed in _seeds(args) for method in args.methods]
+    else:
+        runs = [(args.method or "cam", args.seed)]
     return [_config_from_args(args, m, s, folder) for (m, s), folder in zip(runs, _run_folders(args))]
 
 
@@ -588,18 +596,16 @@ def cmd_compare(args: argparse.Namespace) -> list[dict[str, Any]]:
     seeds = _seeds(args)
     began = time.perf_counter()
     results, data = [], None
-    for seed in seeds:
-        for method in args.methods:
-            cfg = _config_from_args(args, method, seed, out / f"{method}-s{seed}")
-            if data is None:
-                data = make_data(cfg)
-            else:
-                _reseed(data.train, seed)  # same order and flips for every method of a seed
-            if info.is_main:
-                print(f"== {method} seed {seed} -> {cfg.out}", flush=True)
-            metrics = run_one(cfg, data)
-            if metrics is not None:
-                results.append(metrics)
+    for cfg in _configs(args):
+        if data is None:
+            data = make_data(cfg)
+        else:
+            _reseed(data.train, cfg.seed)  # same order and flips for every method of a seed
+        if info.is_main:
+            print(f"== {cfg.method} seed {cfg.seed} -> {cfg.out}", flush=True)
+        metrics = run_one(cfg, data)
+        if metrics is not None:
+            results.append(metrics)
     total = time.perf_counter() - began
     if not info.is_main:
         return results
@@ -717,21 +723,19 @@ def _check_resumable(args: argparse.Namespace) -> None:
     (``ResumeMismatchError`` naming the field and both values), before any data is read."""
     from dgdm_lib.training import CHECKPOINT_NAME, ResumeMismatchError, load_checkpoint
 
-    runs = ([(m, s) for s in _seeds(args) for m in args.methods] if getattr(args, "methods", None)
-            else [(args.method, args.seed)])
-    for method, seed, folder in ((m, s, f) for (m, s), f in zip(runs, _run_folders(args))):
-        path = folder / CHECKPOINT_NAME
+    for now in _configs(args):
+        path = Path(now.out) / CHECKPOINT_NAME
         if not path.is_file():
             continue
         saved = (load_checkpoint(path).get("extra") or {}).get("config")
         if not isinstance(saved, dict):
             raise ResumeMismatchError(f"cannot resume from {path}: it records no run configuration (not written by "
                                       "'train'); start a new run with --overwrite or another --out")
-        now = _config_from_args(args, method, seed, folder)
+        current = now.to_json()
         for key in RESUME_FIELDS:
-            if key in saved and _comparable(saved[key]) != _comparable(now.to_json()[key]):
+            if key in saved and _comparable(saved[key]) != _comparable(current[key]):
                 raise ResumeMismatchError(
-                    f"cannot resume from {path}: {key} was {saved[key]!r} in that run, now {now.to_json()[key]!r}; "
+                    f"cannot resume from {path}: {key} was {saved[key]!r} in that run, now {current[key]!r}; "
                     "resume with the same options, or start a new run with --overwrite or another --out")
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "evaluate_loader",
     "evaluate_val_test",
     "gt_boxes_of_batch",
+    "protocol_defaults",
     "resolve_protocol",
 ]
 
@@ -112,16 +113,22 @@ def real_photo_batch(targets: Mapping[str, Any]) -> bool:
     return "source_boxes" in targets and "source_size" in targets
 
 
+def protocol_defaults(real: bool) -> tuple[str, str]:
+    """``(upsample, boxes)`` by default: the reference evaluator's (bicubic, ``"reference"``) for real
+    photographs, the library's (bilinear, ``"edges"``) for the beetles (docs/methods.md, "Box conventions")."""
+    return ("bicubic", "reference") if real else ("bilinear", "edges")
+
+
 def resolve_protocol(targets: Mapping[str, Any], upsample: str | None, boxes: str | None) -> tuple[str, str]:
     """The CAM upsampling and GT-box conversion for a batch (docs/methods.md, "Box conventions").
 
-    ``None`` picks the default: the reference evaluator's protocol (bicubic, ``"reference"``
-    boxes) for real photographs, the library's (bilinear, ``"edges"``) for the beetles, whose boxes
-    are exact pixel boxes and carry no annotation to convert.
+    ``None`` picks the default (``protocol_defaults``): the reference evaluator's protocol for real
+    photographs, the library's for the beetles, whose boxes are exact pixel boxes and carry no
+    annotation to convert.
     """
     real = real_photo_batch(targets)
-    upsample = upsample or ("bicubic" if real else "bilinear")
-    boxes = boxes or ("reference" if real else "edges")
+    default_upsample, default_boxes = protocol_defaults(real)
+    upsample, boxes = upsample or default_upsample, boxes or default_boxes
     if upsample not in UPSAMPLE_MODES:
         raise ValueError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {upsample!r}")
     if boxes not in BOX_CONVENTIONS:

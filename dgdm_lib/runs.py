@@ -32,10 +32,11 @@ from dgdm_lib.data.errors import AnnotationError, DatasetLayoutError
 from dgdm_lib.data.loaders import DistributedBatches
 from dgdm_lib.data.wsol_metadata import OBTAIN
 from dgdm_lib.distributed import distributed_info
+from dgdm_lib.evaluation import protocol_defaults
 from dgdm_lib.models import ARCHS
 from dgdm_lib.training import Recipe
 
-__all__ = ["RunConfig", "RunData", "make_data"]
+__all__ = ["RunConfig", "RunData", "make_data", "run_protocol"]
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,8 @@ class RunConfig:
     val_per_class: int = 5
 
     def __post_init__(self) -> None:
-        real = self.dataset != "beetles"  # docs/methods.md, "Box conventions"
-        if self.upsample == "auto":
-            object.__setattr__(self, "upsample", "bicubic" if real else "bilinear")
-        if self.boxes == "auto":
-            object.__setattr__(self, "boxes", "reference" if real else "edges")
+        for name, value in run_protocol(self.dataset, self.upsample, self.boxes).items():
+            object.__setattr__(self, name, value)
 
     def to_json(self) -> dict[str, Any]:
         """Flat and JSON-ready: the keys of ``config.json``."""
@@ -115,6 +113,18 @@ class RunConfig:
         if recipe:
             changes["recipe"] = dataclasses.replace(changes.get("recipe", self.recipe), **recipe)
         return dataclasses.replace(self, **{k: _frozen(v) for k, v in changes.items()})
+
+
+def run_protocol(dataset: str, upsample: str = "auto", boxes: str = "auto") -> dict[str, str]:
+    """The evaluation protocol of a run on ``dataset``, "auto" resolved (``protocol_defaults``).
+    Raises ``ValueError`` for ``"reference"`` boxes on the beetles, which carry no annotation to convert."""
+    real = dataset != "beetles"
+    if boxes == "reference" and not real:
+        raise ValueError("it converts annotations of real photographs; the beetles' boxes are exact pixel boxes: "
+                         "use edges (or auto)")
+    default_upsample, default_boxes = protocol_defaults(real)
+    return {"upsample": default_upsample if upsample == "auto" else upsample,
+            "boxes": default_boxes if boxes == "auto" else boxes}
 
 
 def _frozen(value: Any) -> Any:

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from dgdm_lib.cli import _config_from_args, build_parser
 from dgdm_lib.runs import RunConfig
 from dgdm_lib.training import Recipe
@@ -41,6 +43,8 @@ def test_run_configs_lists_the_runs_of_a_compare_command_in_their_folders(tmp_pa
     assert [(c.method, c.seed) for c in configs] == [("cam", 0), ("dgdm", 0), ("cam", 1), ("dgdm", 1)]
     assert configs[1].out == str(tmp_path / "dgdm-s0") and configs[1].boxes == "reference"
     assert RunConfig(dataset="cub").upsample == "bicubic" and RunConfig().upsample == "bilinear"
+    with pytest.raises(ValueError, match="exact pixel boxes"):
+        RunConfig(boxes="reference")  # the beetles carry no annotation to convert
 
 
 def test_a_recipe_field_given_to_replace_changes_the_recipe() -> None:
