@@ -137,6 +137,15 @@ def _check_block_size(block_size: object) -> BlockSize:
     return int(block_size)
 
 
+def _check_odd_block_size(block_size: object, who: str) -> int:
+    """An odd integer block size: random blocks are centred on their drawn position (DropBlock)."""
+    size = _check_block_size(block_size)
+    if size == "adaptive" or size % 2 == 0:
+        raise ValueError(f"{who} needs an odd integer block_size (the blocks are centred), got {block_size!r}; "
+                         "use 1, 3, 5...")
+    return size
+
+
 def _coin(probability: float, generator: torch.Generator | None) -> bool:
     """One batch-wide draw, ``True`` with ``probability``; taken on the CPU (no GPU sync) unless
     ``generator`` lives on another device."""
@@ -406,13 +415,10 @@ def random_block_mask(
     """
     _check_features(features, "random_block_mask")
     p = _check_probability("p", p)
-    size = _check_block_size(block_size)
+    size = _check_odd_block_size(block_size, "random_block_mask")
     batch, _, height, width = features.shape
-    if size == "adaptive" or size % 2 == 0 or size > min(height, width):
-        raise ValueError(
-            f"random_block_mask needs an odd integer block_size no larger than the {height}x{width} map "
-            f"(the blocks are centred), got {block_size!r}; use 1, 3, 5..."
-        )
+    if size > min(height, width):
+        raise ValueError(f"block_size {size} must be no larger than the {height}x{width} map: use a smaller block_size")
     keep = torch.ones(batch, 1, height, width, device=features.device, dtype=features.dtype)
     if p == 0.0:
         return keep
@@ -727,13 +733,7 @@ class RandomDropBlock(_AttentionModule):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(generator)
-        size = _check_block_size(block_size)
-        if size == "adaptive" or size % 2 == 0:
-            raise ValueError(
-                f"RandomDropBlock needs an odd integer block_size (torchvision's drop_block2d centres its "
-                f"blocks), got {block_size!r}; use 1, 3, 5..."
-            )
-        self.block_size = size
+        self.block_size = _check_odd_block_size(block_size, "RandomDropBlock")
         self.p = _check_probability("p", p)
         self.drop_rate = _check_probability("drop_rate", drop_rate)
 
