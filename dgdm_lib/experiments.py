@@ -30,7 +30,7 @@ from dgdm_lib.stats import mean_sd_ci
 from dgdm_lib.training import Recipe, config_hash
 
 __all__ = ["BeetleRun", "Schedule", "schedule", "trained_model", "beetle_loader", "test_batch", "test_camset", "measure",
-           "measure_many", "summarize", "format_table"]
+           "measure_many", "summarize", "format_table", "bench_values", "bench_text", "bench_claims", "bench_claim"]
 
 
 @dataclass(frozen=True)
@@ -281,16 +281,39 @@ def format_table(summary: Sequence[dict[str, Any]], keys: Sequence[str], by: str
     return "\n".join(lines)
 
 
+def _bench_accuracy() -> dict[str, Any] | None:
+    """The accuracy section of docs/results.json (``make bench``), or None when it is not there."""
+    try:
+        return json.loads((repo_root() / "docs" / "results.json").read_text(encoding="utf-8"))["accuracy"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def bench_values(row: str, key: str) -> list[float] | None:
     """The per-seed values of ``key`` for ``row`` of the methods table in docs/results.json (the
     seeds ``make bench`` ran), or None when the file or the entry is not there: the chapters'
     reference beside "your run"."""
+    accuracy = _bench_accuracy()
     try:
-        accuracy = json.loads((repo_root() / "docs" / "results.json").read_text(encoding="utf-8"))["accuracy"]
         entry = next(r for r in accuracy["tables"]["methods"] if r["row"] == row)
         return [accuracy["runs"][k][key] for k in entry["run_keys"]]
-    except (OSError, ValueError, KeyError, StopIteration):
+    except (TypeError, KeyError, StopIteration):
         return None
+
+
+def bench_claims() -> list[dict[str, Any]]:
+    """The benchmark's claims (docs/results.md, "Which of the paper's claims hold here"): each with
+    ``claim``, ``better``, ``baseline`` and per metric ``diff``, ``ci95`` and ``verdict``; [] when
+    docs/results.json has none."""
+    accuracy = _bench_accuracy()
+    return list(accuracy.get("claims", [])) if accuracy else []
+
+
+def bench_claim(better: str, baseline: str, key: str) -> dict[str, Any] | None:
+    """The benchmark's verdict on ``better - baseline`` (methods-table rows) at metric ``key``
+    (``diff``, ``ci95``, ``verdict``), or None when it is not there."""
+    return next((c["metrics"][key] for c in bench_claims()
+                 if (c.get("better"), c.get("baseline")) == (better, baseline) and key in c.get("metrics", {})), None)
 
 
 def bench_text(row: str, key: str) -> str:

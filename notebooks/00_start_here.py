@@ -118,6 +118,8 @@ import json
 
 from IPython.display import Markdown, display
 
+from dgdm_lib.experiments import bench_claims
+
 RESULTS = Path("../docs/results.json")
 METRICS = {"gt_known_loc@0.2": "GT-known Loc, tau 0.2", "gt_known_loc@tau_val": "GT-known Loc, val tau",
            "maxboxacc_v2": "MaxBoxAccV2"}
@@ -162,14 +164,7 @@ if rows:
 # difference holds when its whole interval lies on one side of 0.
 
 # %%
-def claims(path=RESULTS):
-    try:
-        return json.loads(path.read_text())["accuracy"]["claims"]
-    except (OSError, KeyError, ValueError):
-        return []
-
-
-for claim in claims():
+for claim in bench_claims():
     if claim["claim"].startswith(("Erasing the most discriminative", "DGDM localises better than CAM")):
         print(claim["claim"])
         for key, name in METRICS.items():

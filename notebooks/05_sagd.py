@@ -46,9 +46,9 @@ import torch
 from IPython.display import Markdown, display
 from torch.nn.functional import max_pool2d, pad
 
-from dgdm_lib.config import repo_root
 from dgdm_lib.experiments import (
     BeetleRun,
+    bench_claim,
     bench_values,
     measure_many,
     test_batch,
@@ -448,11 +448,8 @@ QUESTIONS = {"1. stage 1 - random p=0.1": ("SAGD stage 1", "Random block (contro
 
 def bench_verdict(better: str, baseline: str, key: str) -> str:
     """The verdict of docs/results.json on ``better - baseline`` at ``key``, as text ("" if it is not there)."""
-    try:
-        claims = json.loads((repo_root() / "docs" / "results.json").read_text(encoding="utf-8"))["accuracy"]["claims"]
-        found = next(c["metrics"][key] for c in claims
-                     if (c.get("better"), c.get("baseline")) == (better, baseline) and key in c.get("metrics", {}))
-    except (OSError, ValueError, KeyError, StopIteration):
+    found = bench_claim(better, baseline, key)
+    if found is None:
         return ""
     low, high = found["ci95"]
     return f"  mean {found['diff']:+.1f}, 95% interval [{low:+.1f}, {high:+.1f}]: {found['verdict']}"

@@ -37,7 +37,7 @@ import json
 from IPython.display import Markdown, display
 
 from dgdm_lib.config import env_report, mode_name, quick_mode, repo_root
-from dgdm_lib.experiments import BeetleRun, measure, test_camset
+from dgdm_lib.experiments import BeetleRun, bench_claims, measure, test_camset
 from dgdm_lib.views.comparison import (
     method_curves,
     pr_curves_view,
@@ -370,12 +370,9 @@ assert chosen["DGDM"] > 0.2, "DGDM's maps are flat: its best threshold is above 
 # seeds cannot tell.
 
 # %%
-path = repo_root() / "docs" / "results.json"
-try:
-    claims = json.loads(path.read_text(encoding="utf-8"))["accuracy"]["claims"]
-except (OSError, ValueError, KeyError, TypeError) as error:
-    claims = []
-    print(f"no benchmark claims ({error.__class__.__name__})")
+claims = bench_claims()
+if not claims:
+    print("no benchmark claims in docs/results.json")
 ROW_NAME = {BENCH[METHOD[name]]["row"]: name for name in RUNS if METHOD[name] in BENCH}
 MEASURED = {"gt_known_loc@0.2": "Loc, tau 0.2 (paper)", "gt_known_loc@tau_val": "Loc, val tau",
             "maxboxacc_v2": "MaxBoxAccV2"}
@@ -501,7 +498,7 @@ if not quick_mode():
 else:
     print("quick mode: the contrast-0.06 run is trained in classroom mode only; the benchmark's seeds:")
     try:
-        contrast = json.loads(path.read_text(encoding="utf-8"))["accuracy"]["tables"]["contrast"]
+        contrast = json.loads((repo_root() / "docs" / "results.json").read_text(encoding="utf-8"))["accuracy"]["tables"]["contrast"]
         for row in (r for r in contrast if r["method"] == "cam"):
             ratio = [b / h for b, h in zip(row["body_share"]["values"], row["head_share"]["values"])]
             print(f"  {row['row']}: Loc at tau 0.2", " / ".join(f"{x:.1f}" for x in row["gt_known_loc@0.2"]["values"]),

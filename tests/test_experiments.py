@@ -112,3 +112,14 @@ def test_a_book_run_and_its_command_line_form_train_the_same_network(monkeypatch
     run_one(cfg)
     cli = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["model"]
     assert book.keys() == cli.keys() and all(torch.equal(book[k], cli[k]) for k in book)
+
+
+def test_bench_claim_reads_a_verdict_of_docs_results_json_or_none() -> None:
+    from dgdm_lib.experiments import bench_claim, bench_claims
+
+    found = bench_claim("SAGD stage 1", "CAM", "gt_known_loc@0.2")
+    assert found is not None and found["verdict"] in {"holds", "not shown", "reversed"}
+    low, high = found["ci95"]
+    assert low <= found["diff"] <= high
+    assert bench_claim("CAM", "SAGD stage 1", "gt_known_loc@0.2") is None  # only the stated direction
+    assert all({"claim", "better", "baseline", "metrics"} <= set(c) for c in bench_claims())
