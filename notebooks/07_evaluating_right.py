@@ -139,8 +139,9 @@ for name, r in results.items():
 
 # %% [markdown]
 # At `tau = 0.2` SAGD stage 1 beats CAM by a wide margin. With `tau` chosen on validation the
-# margin shrinks: CAM's best threshold is well *below* 0.2, because its maps are peaky (a high,
-# narrow peak on the head and a low plateau on the body), so 0.2 of its peak cuts the body away.
+# margin shrinks: CAM's best threshold is well *below* 0.2 (the table prints its val `tau`),
+# because its maps are peaky: highest on the head and lower over the body, so a box at 0.2 of the
+# peak is drawn tight around the head. Lower thresholds take in more of the body.
 # Part of what the fixed threshold rewarded was the *shape* of the score distribution, not better
 # localization. The cell prints how much of the margin survives, in your run and on the
 # benchmark's seeds, and asserts the direction, which held on each of them.
