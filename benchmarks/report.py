@@ -321,17 +321,8 @@ def _skipped(part: dict[str, Any] | None) -> str | None:
     return part.get("skipped")
 
 
-def _recipe_version(recipe: dict[str, Any]) -> str:
-    """Results measured before the recipe became a typed value named it with a version string."""
-    return f" (recipe `{recipe['version']}`)" if "version" in recipe else ""
-
-
-def _protocol_line(protocol: dict[str, str] | None) -> str:
+def _protocol_line(protocol: dict[str, str]) -> str:
     """How the section's boxes and maps were scored (docs/methods.md, "Box conventions")."""
-    if protocol is None:
-        return ("Scored with the library's `edges` boxes and bilinear CAM upsampling, the default for photographs "
-                "when this section was measured; photographs now default to the reference evaluator's protocol "
-                "(docs/methods.md, \"Box conventions\"), so a new run of this section uses that.")
     return (f"Scored with `{protocol['boxes']}` boxes and {protocol['upsample']} CAM upsampling "
             "(docs/methods.md, \"Box conventions\").")
 
@@ -350,7 +341,7 @@ def _photos_section(photos: dict[str, Any]) -> list[str]:
                   + ("all trained now" if now == len(runs) else f"{now} trained now, the others read from the cache"))
     if "variants" in (photos.get("speed") or {}):
         extra += f", plus the {len(photos['speed']['variants'])} timing runs below"
-    lines += [_provenance(photos.get("meta"), extra), "", _protocol_line(photos.get("protocol")), ""]
+    lines += [_provenance(photos.get("meta"), extra), "", _protocol_line(photos["protocol"]), ""]
 
     lines += ["### The ImageNet classifier, no training", ""]
     net = photos.get("imagenet") or {}
@@ -387,7 +378,7 @@ def _photos_section(photos: dict[str, Any]) -> list[str]:
             f"{', '.join(r['positions'])}; backbone frozen through {r['freeze']}; {r['optimizer'].upper()} lr "
             f"{r['lr']:g} {r['schedule'].replace('onecycle', 'one-cycle')}, batch {r['batch_size']}, "
             f"{_plural(r['epochs'], 'epoch')}, "
-            f"{r['image_size']} px crops of {r['resize']} px images with flips{_recipe_version(r)}. CUB has no validation split: tau is chosen on {r['val_per_class']} training "
+            f"{r['image_size']} px crops of {r['resize']} px images with flips. CUB has no validation split: tau is chosen on {r['val_per_class']} training "
             f"images per species carved out before training ({images['val']} images; {images['train']} left to "
             f"train on), and every number is on the {images['test']} test images. Backbone: "
             f"{cub['backbone'].rstrip('.')}. Cells: mean ± sd [95% t interval] over seeds, in percent; training "

@@ -300,6 +300,7 @@ def _photos_results():
     return {
         "plan": {"classes": 10, "epochs": 6, "seeds": [0, 1, 2], "methods": ["cam", "dgdm"], "baseline": "cam",
                  "tau": 0.2, "top1_margin": 1.0},
+        "protocol": {"boxes": "reference", "upsample": "bicubic"},
         "imagenet": {"root": "/imagenet", "images": 500, "tau": 0.2, "top1_clas": 71.2, "gt_known_loc@0.2": 55.5,
                      "maxboxacc": 60.1, "best_tau": 0.15, "maxboxacc_v2": 58.3, "box_ratio_median": 0.61,
                      "box_ratio_below_1": 77.0, "torch_threads": 2, "seconds": 41.0},
@@ -307,7 +308,7 @@ def _photos_results():
                 "images": {"train": 250, "val": 50, "test": 290},
                 "recipe": {"classes": 10, "epochs": 6, "freeze": "stage3", "image_size": 224, "resize": 256,
                            "batch_size": 32, "lr": 0.01, "val_per_class": 5, "positions": ["stage6", "stage7"],
-                           "version": "lite0-v1", "optimizer": "sgd", "schedule": "onecycle"},
+                           "optimizer": "sgd", "schedule": "onecycle"},
                 "runs": runs, "table": table, "vs_baseline": photos.compare_to_baseline(table), "trained_now": 6},
         "speed": {"method": "cam", "method_name": "CAM", "seed": 0, "torch_threads": 2, "load_before": [1.0, 1.0, 1.0],
                   "variants": {
@@ -356,12 +357,13 @@ def test_photos_section_renders_tables_verdicts_and_speed_from_the_results():
     assert "modules after stage6, stage7; backbone frozen through stage3; SGD lr 0.01 one-cycle" in section
     assert "6 epochs" in section and "first 10 CUB species" in section and "5 training images per species" in section
     assert "Seeds (training): 0, 1, 2 (photos)" in page
+    assert "Scored with `reference` boxes and bicubic CAM upsampling" in section
 
 
 def test_skipped_photo_parts_print_why():
     why_cub, why_net = "No CUB-200-2011 here: set DGDM_CUB_ROOT", "No ILSVRC validation images here"
-    photos = {"plan": {"seeds": [0], "tau": 0.2}, "imagenet": {"skipped": why_net}, "cub": {"skipped": why_cub},
-              "speed": {"skipped": why_cub}}
+    photos = {"plan": {"seeds": [0], "tau": 0.2}, "protocol": {"boxes": "reference", "upsample": "bicubic"},
+              "imagenet": {"skipped": why_net}, "cub": {"skipped": why_cub}, "speed": {"skipped": why_cub}}
     page = report.render(_bare_results(photos=photos), Path("."))
     assert f"Skipped: {why_net}" in page
     assert page.count(f"Skipped: {why_cub}") == 2
