@@ -30,7 +30,7 @@ from dgdm_lib.stats import mean_sd_ci
 from dgdm_lib.training import Recipe, config_hash
 
 __all__ = ["BeetleRun", "Schedule", "schedule", "trained_model", "beetle_loader", "test_batch", "test_camset", "measure",
-           "measure_many", "summarize", "format_table", "bench_values", "bench_text", "bench_claims", "bench_claim"]
+           "measure_many", "summarize", "format_table", "bench_table", "bench_rows_by_method", "bench_values", "bench_text", "bench_claims", "bench_claim"]
 
 
 @dataclass(frozen=True)
@@ -287,6 +287,23 @@ def _bench_accuracy() -> dict[str, Any] | None:
         return json.loads((repo_root() / "docs" / "results.json").read_text(encoding="utf-8"))["accuracy"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def bench_table(name: str = "methods") -> list[dict[str, Any]]:
+    """The rows of one table of the benchmark's accuracy section (``methods``, ``block_size``,
+    ``beta``, ``contrast``), each with ``row``, ``method``, ``kwargs``, ``seeds`` and per metric the
+    per-seed ``values``; [] when docs/results.json does not have it."""
+    accuracy = _bench_accuracy()
+    try:
+        return list(accuracy["tables"][name])
+    except (TypeError, KeyError):
+        return []
+
+
+def bench_rows_by_method() -> dict[str, dict[str, Any]]:
+    """The methods table's rows with each method's default settings, by method name (``cam``,
+    ``sagd12``, ...); {} when docs/results.json does not have it."""
+    return {row["method"]: row for row in bench_table("methods") if not row["kwargs"]}
 
 
 def bench_values(row: str, key: str) -> list[float] | None:

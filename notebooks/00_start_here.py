@@ -114,24 +114,20 @@ assert chapters and chapters[0].startswith("00_"), "run this notebook from the n
 # seed 1 next to the standard deviation (sd) over the three seeds.
 
 # %%
-import json
-
 from IPython.display import Markdown, display
 
-from dgdm_lib.experiments import bench_claims
+from dgdm_lib.experiments import bench_claims, bench_table
 
-RESULTS = Path("../docs/results.json")
 METRICS = {"gt_known_loc@0.2": "GT-known Loc, tau 0.2", "gt_known_loc@tau_val": "GT-known Loc, val tau",
            "maxboxacc_v2": "MaxBoxAccV2"}
 
 
-def methods_table(path=RESULTS):
+def methods_table():
     """The benchmark's rows of chapter 06 (per-seed values), or None with a note when missing."""
-    try:
-        return json.loads(path.read_text())["accuracy"]["tables"]["methods"]
-    except (OSError, KeyError, ValueError) as error:
-        print(f"no benchmark table to read ({error.__class__.__name__}: {error}); run `make bench`")
-        return None
+    rows = bench_table("methods")
+    if not rows:
+        print("no benchmark table to read in docs/results.json; run `make bench`")
+    return rows or None
 
 
 def seed_change_table(rows):

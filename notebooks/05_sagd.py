@@ -38,9 +38,6 @@
 # (both are (N, 64, 16, 16)). Then we look at what ADL would erase on six of them: the dark cells.
 
 # %%
-import json
-from pathlib import Path
-
 import numpy as np
 import torch
 from IPython.display import Markdown, display
@@ -49,6 +46,7 @@ from torch.nn.functional import max_pool2d, pad
 from dgdm_lib.experiments import (
     BeetleRun,
     bench_claim,
+    bench_table,
     bench_values,
     measure_many,
     test_batch,
@@ -598,12 +596,7 @@ assert bool((mixed <= both_blocks).all())
 # %%
 def bench_group(group: str) -> dict[str, dict[str, list[float]]]:
     """Per-seed values of the rows of one study in docs/results.json (empty if it is not there)."""
-    try:
-        accuracy = json.loads(Path("../docs/results.json").read_text(encoding="utf-8"))["accuracy"]
-        return {entry["row"]: {key: [accuracy["runs"][k][key] for k in entry["run_keys"]] for key in COLUMNS}
-                for entry in accuracy["tables"][group]}
-    except (OSError, ValueError, KeyError):
-        return {}
+    return {entry["row"]: {key: entry[key]["values"] for key in COLUMNS} for entry in bench_table(group)}
 
 
 block_rows = bench_group("block_size")

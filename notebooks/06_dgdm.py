@@ -28,7 +28,6 @@
 # threshold `tau = 0.2`: its boxes sit on the coloured head, which is all it needs to classify.
 
 # %%
-import json
 import statistics
 
 import torch
@@ -40,11 +39,13 @@ from dgdm_lib.config import (
     get_device,
     mode_name,
     quick_mode,
-    repo_root,
     seed_everything,
 )
 from dgdm_lib.experiments import (
     BeetleRun,
+    bench_claims,
+    bench_rows_by_method,
+    bench_table,
     measure,
     measure_many,
     summarize,
@@ -246,14 +247,10 @@ STEPS = [("stage 1 over CAM", "sagd", "cam"), ("stage 2 over stage 1", "sagd12",
 
 def benchmark():
     """The three-seed benchmark in docs/results.json: (rows by method, claims), or empty ones."""
-    path = repo_root() / "docs" / "results.json"
-    try:
-        accuracy = json.loads(path.read_text(encoding="utf-8"))["accuracy"]
-        rows = {row["method"]: row for row in accuracy["tables"]["methods"] if not row["kwargs"]}
-        return rows, accuracy["claims"], accuracy
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        print(f"no benchmark numbers ({path}: {error.__class__.__name__} {error}); only your run is shown")
-        return {}, [], {}
+    rows = bench_rows_by_method()
+    if not rows:
+        print("no benchmark numbers in docs/results.json; only your run is shown")
+    return rows, bench_claims()
 
 
 def claim_for(bench_rows, claims, better, baseline, key):
@@ -269,7 +266,7 @@ def per_seed(bench_rows, better, baseline, key):
     return " / ".join(f"{b - a:+.1f}" for b, a in pairs)
 
 
-bench_rows, claims, _ = benchmark()
+bench_rows, claims = benchmark()
 bench_seeds = " / ".join(str(seed) for seed in bench_rows["cam"]["seeds"]) if bench_rows else "–"
 lines = [f"| step | measure | your run | benchmark, seeds {bench_seeds} | benchmark mean [95% CI] |",
          "|---|---|---|---|---|"]
@@ -586,14 +583,13 @@ assert 40 < kept_half < 56, "about three quarters of the channels stay with keep
 side = features.shape[-1]
 print(f"adaptive block size on a {side} x {side} map: {adaptive_block_size(side)}")
 assert adaptive_block_size(side) == 3
-_, _, accuracy = benchmark()
-blocks = {row["row"]: row for row in accuracy.get("tables", {}).get("block_size", [])}
+blocks = {row["row"]: row for row in bench_table("block_size")}
 for name in ("block 2", "block 3"):
     if name in blocks:
         per_measure = (f"{MEASURES[k]} " + " / ".join(f"{v:.1f}" for v in blocks[name][k]["values"]) for k in MEASURES)
         print(f"benchmark {name}:", ", ".join(per_measure),
               "(seeds " + " / ".join(str(seed) for seed in blocks[name]["seeds"]) + ")")
-block_claim = [c for c in accuracy.get("claims", []) if c.get("better") == "block 2"]
+block_claim = [c for c in claims if c.get("better") == "block 2"]
 for key, verdict in (block_claim[0]["metrics"].items() if block_claim else ()):
     print(f"benchmark, {MEASURES.get(key, key)}: best {verdict['best']}; {verdict['verdict']}")
 if not quick_mode():

@@ -32,12 +32,10 @@
 # stages 1+2, and the full DGDM.
 
 # %%
-import json
-
 from IPython.display import Markdown, display
 
-from dgdm_lib.config import env_report, mode_name, quick_mode, repo_root
-from dgdm_lib.experiments import BeetleRun, bench_claims, measure, test_camset
+from dgdm_lib.config import env_report, mode_name, quick_mode
+from dgdm_lib.experiments import BeetleRun, bench_claims, bench_rows_by_method, bench_table, measure, test_camset
 from dgdm_lib.views.comparison import (
     method_curves,
     pr_curves_view,
@@ -147,24 +145,15 @@ for name, r in results.items():
 # benchmark's seeds, and asserts the direction, which held on each of them.
 
 # %%
-def benchmark_rows():
-    """Rows of the benchmark's methods table in docs/results.json, by method (empty if missing)."""
-    path = repo_root() / "docs" / "results.json"
-    try:
-        table = json.loads(path.read_text(encoding="utf-8"))["accuracy"]["tables"]["methods"]
-        return {row["method"]: row for row in table if not row["kwargs"]}
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        print(f"no benchmark numbers ({path}: {error.__class__.__name__} {error}); only your run is shown")
-        return {}
-
-
 def bench_values(method, key):
     """The benchmark's per-seed values (seeds 0, 1, 2) of one metric, or [] if missing."""
     row = BENCH.get(method)
     return row[key]["values"] if row and key in row else []
 
 
-BENCH = benchmark_rows()
+BENCH = bench_rows_by_method()
+if not BENCH:
+    print("no benchmark numbers in docs/results.json; only your run is shown")
 METHOD = {name: run.method for name, run in RUNS.items()}
 gain_at_02 = results["stage 1"]["gt_known_loc@0.2"] - results["CAM"]["gt_known_loc@0.2"]
 gain_at_val = results["stage 1"]["gt_known_loc@tau_val"] - results["CAM"]["gt_known_loc@tau_val"]
@@ -498,15 +487,14 @@ if not quick_mode():
     print("CAM, pattern contrast 0.06:             ", cam_profile(measure(weak_run), test_camset(weak_run)))
 else:
     print("quick mode: the contrast-0.06 run is trained in classroom mode only; the benchmark's seeds:")
-    try:
-        contrast = json.loads((repo_root() / "docs" / "results.json").read_text(encoding="utf-8"))["accuracy"]["tables"]["contrast"]
-        for row in (r for r in contrast if r["method"] == "cam"):
-            ratio = [b / h for b, h in zip(row["body_share"]["values"], row["head_share"]["values"])]
-            print(f"  {row['row']}: Loc at tau 0.2", " / ".join(f"{x:.1f}" for x in row["gt_known_loc@0.2"]["values"]),
-                  "; val tau", " / ".join(f"{t:.2f}" for t in row["tau_val"]["values"]),
-                  "; body/head mass", " / ".join(f"{x:.2f}" for x in ratio))
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        print(f"  (no benchmark numbers: {error.__class__.__name__})")
+    contrast = bench_table("contrast")
+    if not contrast:
+        print("  (no benchmark numbers in docs/results.json)")
+    for row in (r for r in contrast if r["method"] == "cam"):
+        ratio = [b / h for b, h in zip(row["body_share"]["values"], row["head_share"]["values"])]
+        print(f"  {row['row']}: Loc at tau 0.2", " / ".join(f"{x:.1f}" for x in row["gt_known_loc@0.2"]["values"]),
+              "; val tau", " / ".join(f"{t:.2f}" for t in row["tau_val"]["values"]),
+              "; body/head mass", " / ".join(f"{x:.2f}" for x in ratio))
 
 # %% [markdown]
 # With a weaker body cue the network leans even more on the head: the body gets less of the map

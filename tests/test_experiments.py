@@ -123,3 +123,13 @@ def test_bench_claim_reads_a_verdict_of_docs_results_json_or_none() -> None:
     assert low <= found["diff"] <= high
     assert bench_claim("CAM", "SAGD stage 1", "gt_known_loc@0.2") is None  # only the stated direction
     assert all({"claim", "better", "baseline", "metrics"} <= set(c) for c in bench_claims())
+
+
+def test_bench_tables_hold_per_seed_values_and_the_plain_rows_by_method() -> None:
+    from dgdm_lib.experiments import bench_rows_by_method, bench_table, bench_values
+
+    rows = bench_rows_by_method()
+    assert {"cam", "adl", "sagd", "sagd12", "dgdm"} <= set(rows) and not any(r["kwargs"] for r in rows.values())
+    assert rows["cam"]["gt_known_loc@0.2"]["values"] == bench_values(rows["cam"]["row"], "gt_known_loc@0.2")
+    assert {r["row"] for r in bench_table("block_size")} >= {"block 2", "block 3"}
+    assert bench_table("no such table") == []
